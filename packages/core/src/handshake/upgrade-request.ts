@@ -1,0 +1,91 @@
+import { STATUS_CODES, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { parseSubprotocols } from './subprotocols.js';
+
+/** A handshake the server refuses: the HTTP status, a short reason, and extra headers. */
+export interface HandshakeRejection {
+  readonly ok: false;
+  readonly status: number;
+  readonly message: string;
+  readonly headers?: OutgoingHttpHeaders;
+}
+
+/** A valid opening handshake, reduced to what the server needs to answer it. */
+export interface HandshakeRequest {
+  readonly ok: true;
+  readonly key: string;
+  readonly version: 8 | 13;
+  /** The offered subprotocols, in the client's order of preference. */
+  readonly protocols: Set<string>;
+}
+
+/** 16 random bytes, base64-encoded: 22 characters and '==' (RFC 6455 §4.1). */
+const KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+function reject(status: number, message: string, headers?: OutgoingHttpHeaders): HandshakeRejection {
+  return headers === undefined ? { ok: false, status, message } : { ok: false, status, message, headers };
+}
+
+function headerTokens(value: string | undefined): string[] {
+  return value === undefined ? [] : value.split(',').map((token) => token.trim().toLowerCase());
+}
+
+/** Checks an upgrade request against RFC 6455 §4.2.1. */
+export function checkUpgradeRequest(request: IncomingMessage): HandshakeRequest | HandshakeRejection {
+  if (request.method !== 'GET') {
+    return reject(405, 'Invalid HTTP method: a WebSocket handshake uses GET', { Allow: 'GET' });
+  }
+  const upgrade = request.headers.upgrade;
+  if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') {
+    return reject(400, 'Missing or invalid Upgrade header: expected "websocket"');
+  }
+  if (!headerTokens(request.headers.connection).includes('upgrade')) {
+    return reject(400, 'Missing or invalid Connection header: expected "Upgrade"');
+  }
+  const key = request.headers['sec-websocket-key'];
+  if (key === undefined || !KEY.test(key.trim())) {
+    return reject(400, 'Missing or invalid Sec-WebSocket-Key header');
+  }
+  const versionHeader = request.headers['sec-websocket-version'];
+  if (versionHeader === undefined) {
+    return reject(400, 'Missing Sec-WebSocket-Version header', { 'Sec-WebSocket-Version': '13, 8' });
+  }
+  const version = versionHeader.trim();
+  if (version !== '13' && version !== '8') {
+    return reject(426, 'Unsupported WebSocket version', { 'Sec-WebSocket-Version': '13, 8' });
+  }
+  const protocolHeader = request.headers['sec-websocket-protocol'];
+  let protocols = new Set<string>();
+  if (protocolHeader !== undefined) {
+    const parsed = parseSubprotocols(protocolHeader);
+    if (parsed === null) return reject(400, 'Invalid Sec-WebSocket-Protocol header');
+    protocols = parsed;
+  }
+  return { ok: true, key: key.trim(), version: version === '13' ? 13 : 8, protocols };
+}
+
+/**
+ * Answers an upgrade with an HTTP error and closes the socket once the answer is written,
+ * so the client always learns why (never a silently dropped socket).
+ */
+export function rejectHandshake(
+  socket: Duplex,
+  status: number,
+  message?: string,
+  headers?: OutgoingHttpHeaders,
+): void {
+  if (socket.destroyed) return;
+  const body = message ?? STATUS_CODES[status] ?? '';
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
+    'Connection: close',
+    'Content-Type: text/plain; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+  ];
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (value === undefined) continue;
+    for (const item of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${item}`);
+  }
+  socket.once('finish', () => socket.destroy());
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+}

@@ -1,0 +1,82 @@
+import { randomFillSync } from 'node:crypto';
+import { maskInto } from './mask.js';
+
+/** How a frame is built. */
+export interface FrameOptions {
+  readonly opcode: number;
+  readonly fin: boolean;
+  /** RSV1: set on the first frame of a compressed message. */
+  readonly rsv1: boolean;
+  /** Clients mask every frame (RFC 6455 §5.3); servers never do. */
+  readonly mask: boolean;
+}
+
+/** Payloads up to this size are copied next to their header so the frame is one write. */
+const MERGE_LIMIT = 1024;
+
+// Mask keys come from a pool of random bytes refilled in bulk: one syscall per 2048 frames.
+const MASK_POOL_SIZE = 8192;
+const maskPool = Buffer.allocUnsafe(MASK_POOL_SIZE);
+let maskPoolOffset = MASK_POOL_SIZE;
+
+function nextMaskKey(): Buffer {
+  if (maskPoolOffset === MASK_POOL_SIZE) {
+    randomFillSync(maskPool);
+    maskPoolOffset = 0;
+  }
+  const key = maskPool.subarray(maskPoolOffset, maskPoolOffset + 4);
+  maskPoolOffset += 4;
+  return key;
+}
+
+function headerLength(payloadLength: number, mask: boolean): number {
+  const base = payloadLength < 126 ? 2 : payloadLength < 65536 ? 4 : 10;
+  return mask ? base + 4 : base;
+}
+
+function writeHeader(target: Buffer, payloadLength: number, options: FrameOptions): number {
+  target[0] = (options.fin ? 0x80 : 0) | (options.rsv1 ? 0x40 : 0) | options.opcode;
+  const maskBit = options.mask ? 0x80 : 0;
+  let offset: number;
+  if (payloadLength < 126) {
+    target[1] = maskBit | payloadLength;
+    offset = 2;
+  } else if (payloadLength < 65536) {
+    target[1] = maskBit | 126;
+    target.writeUInt16BE(payloadLength, 2);
+    offset = 4;
+  } else {
+    target[1] = maskBit | 127;
+    target.writeUInt32BE(Math.floor(payloadLength / 2 ** 32), 2);
+    target.writeUInt32BE(payloadLength >>> 0, 6);
+    offset = 10;
+  }
+  return offset;
+}
+
+/**
+ * Builds one frame around `payload`. The result is one buffer (small or masked payloads are
+ * copied behind the header) or a header and the caller's payload, untouched, for a corked
+ * write. Unmasked frames depend on nothing per connection, so one frame can go to many sockets.
+ */
+export function buildFrame(payload: Buffer, options: FrameOptions): Buffer | [Buffer, Buffer] {
+  const length = payload.length;
+  const size = headerLength(length, options.mask);
+  if (options.mask) {
+    const frame = Buffer.allocUnsafe(size + length);
+    const offset = writeHeader(frame, length, options);
+    const key = nextMaskKey();
+    key.copy(frame, offset);
+    maskInto(payload, key, frame, offset + 4);
+    return frame;
+  }
+  if (length <= MERGE_LIMIT) {
+    const frame = Buffer.allocUnsafe(size + length);
+    writeHeader(frame, length, options);
+    payload.copy(frame, size);
+    return frame;
+  }
+  const header = Buffer.allocUnsafe(size);
+  writeHeader(header, length, options);
+  return [header, payload];
+}

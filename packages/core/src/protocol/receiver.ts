@@ -1,0 +1,375 @@
+import { CloseCode, isValidWireCloseCode } from './close-codes.js';
+import { EMPTY_BUFFER, MAX_CONTROL_PAYLOAD, Opcode } from './constants.js';
+import { protocolError, WebSocketProtocolError } from './errors.js';
+import { unmaskInPlace } from './mask.js';
+import { isValidUtf8, Utf8StreamValidator } from './utf8.js';
+
+/** What the receiver reports, in the order the peer sent it. */
+export interface ReceiverSink {
+  /** A whole data message: its fragments in order and their total length. */
+  onMessage(fragments: Buffer[], length: number, isBinary: boolean): void;
+  onPing(payload: Buffer): void;
+  onPong(payload: Buffer): void;
+  /** A close frame; `code` is 1005 when the frame carried none. Parsing stops after it. */
+  onClose(code: number, reason: Buffer): void;
+  /** The peer broke the protocol; parsing has stopped and the connection must be failed. */
+  onError(error: WebSocketProtocolError): void;
+}
+
+export interface ReceiverOptions {
+  /** A server expects masked frames, a client unmasked ones (RFC 6455 §5.1). */
+  readonly isServer: boolean;
+  /** Largest message in bytes, checked before its bytes are buffered; 0 for no limit. */
+  readonly maxPayload: number;
+  /** Skip the UTF-8 check of text messages and close reasons. */
+  readonly skipUTF8Validation: boolean;
+  /**
+   * Whether the first frame of a message may carry RSV1 (a negotiated extension, such as
+   * permessage-deflate, owns the bit).
+   */
+  readonly rsv1Allowed?: boolean;
+}
+
+// Parser states: each names the bytes it waits for.
+const READ_HEADER = 0;
+const READ_LENGTH_16 = 1;
+const READ_LENGTH_64 = 2;
+const READ_MASK_KEY = 3;
+const READ_PAYLOAD = 4;
+const STOPPED = 5;
+type ParserState = 0 | 1 | 2 | 3 | 4 | 5;
+
+/**
+ * The frame parser: an incremental state machine fed with socket chunks of any size. Data
+ * frame payloads are consumed as they arrive (unmasked in place, no copy), so a text message
+ * is checked for UTF-8 as it streams in and a message over `maxPayload` is refused from its
+ * header, before its bytes are kept.
+ */
+export class Receiver {
+  readonly #sink: ReceiverSink;
+  readonly #isServer: boolean;
+  readonly #maxPayload: number;
+  readonly #validateUtf8: boolean;
+  readonly #rsv1Allowed: boolean;
+
+  #state: ParserState = READ_HEADER;
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  #paused = false;
+  #running = false;
+
+  // The frame being read.
+  #fin = false;
+  #opcode = 0;
+  #masked = false;
+  #payloadLength = 0;
+  #remaining = 0;
+  #maskKey: Buffer = EMPTY_BUFFER;
+
+  // The message being assembled (opcode 0: none in progress).
+  #messageOpcode = 0;
+  #fragments: Buffer[] = [];
+  #messageLength = 0;
+  readonly #utf8 = new Utf8StreamValidator();
+
+  constructor(options: ReceiverOptions, sink: ReceiverSink) {
+    this.#sink = sink;
+    this.#isServer = options.isServer;
+    this.#maxPayload = options.maxPayload;
+    this.#validateUtf8 = !options.skipUTF8Validation;
+    this.#rsv1Allowed = options.rsv1Allowed ?? false;
+  }
+
+  /** Bytes received but not parsed yet. */
+  get bufferedBytes(): number {
+    return this.#buffered;
+  }
+
+  /** Whether parsing ended (a close frame, a protocol error, or `stop()`). */
+  get stopped(): boolean {
+    return this.#state === STOPPED;
+  }
+
+  /** Feeds bytes from the socket. */
+  write(chunk: Buffer): void {
+    if (this.#state === STOPPED || chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    if (!this.#paused) this.#run();
+  }
+
+  /** Stops delivering events (already buffered bytes are kept) until `resume()`. */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    if (this.#state !== STOPPED) this.#run();
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Ends parsing for good and drops what is buffered. */
+  stop(): void {
+    this.#state = STOPPED;
+    this.#chunks = [];
+    this.#buffered = 0;
+    this.#fragments = [];
+  }
+
+  #run(): void {
+    // A sink callback may write more bytes or resume us re-entrantly; the outer loop owns them.
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      while (!this.#paused && this.#step()) {
+        // each step consumes bytes or changes state
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  /** Advances one state; false when it needs more bytes or parsing is over. */
+  #step(): boolean {
+    switch (this.#state) {
+      case READ_HEADER:
+        return this.#readHeader();
+      case READ_LENGTH_16:
+        if (this.#buffered < 2) return false;
+        return this.#haveLength(this.#take(2).readUInt16BE(0));
+      case READ_LENGTH_64: {
+        if (this.#buffered < 8) return false;
+        const bytes = this.#take(8);
+        const high = bytes.readUInt32BE(0);
+        if (high > 0x7fffffff) {
+          return this.#fail(protocolError('Invalid payload length: most significant bit set', 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH'));
+        }
+        if (high > 0x1fffff) {
+          return this.#fail(
+            new WebSocketProtocolError(
+              'Unsupported WebSocket frame: payload length > 2^53 - 1',
+              'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH',
+              CloseCode.MessageTooBig,
+            ),
+          );
+        }
+        return this.#haveLength(high * 2 ** 32 + bytes.readUInt32BE(4));
+      }
+      case READ_MASK_KEY:
+        if (this.#buffered < 4) return false;
+        this.#maskKey = this.#take(4);
+        this.#state = READ_PAYLOAD;
+        return true;
+      case READ_PAYLOAD:
+        return this.#opcode >= Opcode.Close ? this.#readControlPayload() : this.#readDataPayload();
+      default:
+        return false;
+    }
+  }
+
+  #readHeader(): boolean {
+    if (this.#buffered < 2) return false;
+    const header = this.#take(2);
+    const b0 = header[0]!;
+    const b1 = header[1]!;
+    const fin = (b0 & 0x80) !== 0;
+    const rsv1 = (b0 & 0x40) !== 0;
+    const opcode = b0 & 0x0f;
+    this.#fin = fin;
+    this.#opcode = opcode;
+    this.#masked = (b1 & 0x80) !== 0;
+    const length7 = b1 & 0x7f;
+
+    if ((b0 & 0x30) !== 0) {
+      return this.#fail(protocolError('Invalid WebSocket frame: RSV2 and RSV3 must be clear', 'WS_ERR_UNEXPECTED_RSV_2_3'));
+    }
+    if (opcode >= Opcode.Close) {
+      if (opcode > Opcode.Pong) {
+        return this.#fail(protocolError(`Invalid WebSocket frame: invalid opcode ${opcode}`, 'WS_ERR_INVALID_OPCODE'));
+      }
+      if (rsv1) {
+        return this.#fail(protocolError('Invalid WebSocket frame: RSV1 must be clear', 'WS_ERR_UNEXPECTED_RSV_1'));
+      }
+      if (!fin) {
+        return this.#fail(protocolError('Invalid WebSocket frame: FIN must be set', 'WS_ERR_EXPECTED_FIN'));
+      }
+      if (length7 > MAX_CONTROL_PAYLOAD) {
+        return this.#fail(
+          protocolError(`Invalid WebSocket frame: invalid payload length ${length7}`, 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH'),
+        );
+      }
+    } else if (opcode === Opcode.Continuation) {
+      if (this.#messageOpcode === 0) {
+        return this.#fail(protocolError('Invalid WebSocket frame: invalid opcode 0', 'WS_ERR_INVALID_OPCODE'));
+      }
+      if (rsv1) {
+        return this.#fail(protocolError('Invalid WebSocket frame: RSV1 must be clear', 'WS_ERR_UNEXPECTED_RSV_1'));
+      }
+    } else if (opcode === Opcode.Text || opcode === Opcode.Binary) {
+      if (this.#messageOpcode !== 0) {
+        return this.#fail(protocolError(`Invalid WebSocket frame: invalid opcode ${opcode}`, 'WS_ERR_INVALID_OPCODE'));
+      }
+      if (rsv1 && !this.#rsv1Allowed) {
+        return this.#fail(protocolError('Invalid WebSocket frame: RSV1 must be clear', 'WS_ERR_UNEXPECTED_RSV_1'));
+      }
+      this.#messageOpcode = opcode;
+    } else {
+      return this.#fail(protocolError(`Invalid WebSocket frame: invalid opcode ${opcode}`, 'WS_ERR_INVALID_OPCODE'));
+    }
+
+    if (this.#masked !== this.#isServer) {
+      return this.#fail(
+        this.#isServer
+          ? protocolError('Invalid WebSocket frame: MASK must be set', 'WS_ERR_EXPECTED_MASK')
+          : protocolError('Invalid WebSocket frame: MASK must be clear', 'WS_ERR_UNEXPECTED_MASK'),
+      );
+    }
+
+    if (length7 === 126) this.#state = READ_LENGTH_16;
+    else if (length7 === 127) this.#state = READ_LENGTH_64;
+    else return this.#haveLength(length7);
+    return true;
+  }
+
+  #haveLength(length: number): boolean {
+    this.#payloadLength = length;
+    this.#remaining = length;
+    if (this.#opcode < Opcode.Close) {
+      const total = this.#messageLength + length;
+      if (this.#maxPayload > 0 && total > this.#maxPayload) {
+        return this.#fail(
+          new WebSocketProtocolError('Max payload size exceeded', 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', CloseCode.MessageTooBig),
+        );
+      }
+    }
+    this.#state = this.#masked ? READ_MASK_KEY : READ_PAYLOAD;
+    return true;
+  }
+
+  #readDataPayload(): boolean {
+    while (this.#remaining > 0) {
+      if (this.#buffered === 0) return false;
+      const piece = this.#takeUpTo(this.#remaining);
+      if (this.#masked) unmaskInPlace(piece, this.#maskKey, this.#payloadLength - this.#remaining);
+      this.#remaining -= piece.length;
+      if (!this.#acceptMessageData(piece)) return false;
+    }
+    this.#state = READ_HEADER;
+    if (this.#fin) return this.#finishMessage();
+    return true;
+  }
+
+  /** Takes the next piece of the current message, checking text as it streams in. */
+  #acceptMessageData(piece: Buffer): boolean {
+    if (this.#messageOpcode === Opcode.Text && this.#validateUtf8 && !this.#utf8.write(piece)) {
+      return this.#fail(this.#invalidUtf8());
+    }
+    this.#fragments.push(piece);
+    this.#messageLength += piece.length;
+    return true;
+  }
+
+  #finishMessage(): boolean {
+    const isBinary = this.#messageOpcode === Opcode.Binary;
+    if (!isBinary && this.#validateUtf8 && !this.#utf8.end()) {
+      return this.#fail(this.#invalidUtf8());
+    }
+    const fragments = this.#fragments;
+    const length = this.#messageLength;
+    this.#fragments = [];
+    this.#messageLength = 0;
+    this.#messageOpcode = 0;
+    this.#sink.onMessage(fragments, length, isBinary);
+    return !this.stopped;
+  }
+
+  #readControlPayload(): boolean {
+    if (this.#buffered < this.#remaining) return false;
+    const payload = this.#remaining === 0 ? EMPTY_BUFFER : this.#take(this.#remaining);
+    if (this.#masked) unmaskInPlace(payload, this.#maskKey);
+    this.#remaining = 0;
+    this.#state = READ_HEADER;
+    if (this.#opcode === Opcode.Ping) {
+      this.#sink.onPing(payload);
+    } else if (this.#opcode === Opcode.Pong) {
+      this.#sink.onPong(payload);
+    } else {
+      return this.#readClose(payload);
+    }
+    return !this.stopped;
+  }
+
+  #readClose(payload: Buffer): boolean {
+    if (payload.length === 0) {
+      this.stop();
+      this.#sink.onClose(CloseCode.NoStatus, EMPTY_BUFFER);
+      return false;
+    }
+    if (payload.length === 1) {
+      return this.#fail(protocolError('Invalid WebSocket frame: invalid payload length 1', 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH'));
+    }
+    const code = payload.readUInt16BE(0);
+    if (!isValidWireCloseCode(code)) {
+      return this.#fail(protocolError(`Invalid WebSocket frame: invalid status code ${code}`, 'WS_ERR_INVALID_CLOSE_CODE'));
+    }
+    const reason = payload.subarray(2);
+    if (this.#validateUtf8 && !isValidUtf8(reason)) return this.#fail(this.#invalidUtf8());
+    this.stop();
+    this.#sink.onClose(code, reason);
+    return false;
+  }
+
+  #invalidUtf8(): WebSocketProtocolError {
+    return new WebSocketProtocolError('Invalid WebSocket frame: invalid UTF-8 sequence', 'WS_ERR_INVALID_UTF8', CloseCode.InvalidPayload);
+  }
+
+  #fail(error: WebSocketProtocolError): false {
+    this.stop();
+    this.#utf8.reset();
+    this.#sink.onError(error);
+    return false;
+  }
+
+  /** Removes exactly `n` buffered bytes (the caller checked they are there). */
+  #take(n: number): Buffer {
+    this.#buffered -= n;
+    const first = this.#chunks[0]!;
+    if (first.length === n) {
+      this.#chunks.shift();
+      return first;
+    }
+    if (first.length > n) {
+      this.#chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.#chunks[0]!;
+      const count = Math.min(chunk.length, n - filled);
+      chunk.copy(out, filled, 0, count);
+      filled += count;
+      if (count === chunk.length) this.#chunks.shift();
+      else this.#chunks[0] = chunk.subarray(count);
+    }
+    return out;
+  }
+
+  /** Removes up to `n` bytes from the first buffered chunk, without copying. */
+  #takeUpTo(n: number): Buffer {
+    const first = this.#chunks[0]!;
+    if (first.length <= n) {
+      this.#chunks.shift();
+      this.#buffered -= first.length;
+      return first;
+    }
+    this.#chunks[0] = first.subarray(n);
+    this.#buffered -= n;
+    return first.subarray(0, n);
+  }
+}

@@ -1,0 +1,305 @@
+import { EventEmitter } from 'node:events';
+import http, { type IncomingMessage, type OutgoingHttpHeaders, STATUS_CODES } from 'node:http';
+import type https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { acceptKey } from './handshake/accept-key.js';
+import { checkUpgradeRequest, rejectHandshake } from './handshake/upgrade-request.js';
+import { DEFAULT_MAX_PAYLOAD } from './protocol/constants.js';
+import { type ConnectionOptions, WebSocket } from './websocket.js';
+
+/** What `verifyClient` is told about a handshake. */
+export interface VerifyClientInfo {
+  /** The Origin header (Sec-WebSocket-Origin for protocol version 8). */
+  origin: string | undefined;
+  /** Whether the connection is TLS. */
+  secure: boolean;
+  req: IncomingMessage;
+}
+
+/** Decides synchronously: true accepts, false answers 401. */
+export type VerifyClientSync = (info: VerifyClientInfo) => boolean;
+/** Decides later: `callback(false, 403, 'Forbidden', headers)` refuses with that answer. */
+export type VerifyClientAsync = (
+  info: VerifyClientInfo,
+  callback: (result: boolean, code?: number, message?: string, headers?: OutgoingHttpHeaders) => void,
+) => void;
+
+/** Options of `new WebSocketServer()`: exactly one of `port`, `server` and `noServer`. */
+export interface ServerOptions<W extends WebSocket = WebSocket> extends ConnectionOptions {
+  /** Create an HTTP server listening on this port (0 picks a free one). */
+  port?: number;
+  /** Interface for `port` (default: all). */
+  host?: string;
+  backlog?: number;
+  /** Attach to an existing HTTP(S) server. */
+  server?: http.Server | https.Server;
+  /** Attach to nothing: the application calls `handleUpgrade` itself. */
+  noServer?: boolean;
+  /** Only accept upgrades for this path (in `port` and `server` modes). */
+  path?: string;
+  /** Accept or refuse each handshake. */
+  verifyClient?: VerifyClientSync | VerifyClientAsync;
+  /** Picks the subprotocol from those the client offered; false selects none. Default: the first. */
+  handleProtocols?: (protocols: Set<string>, request: IncomingMessage) => string | false;
+  /** Keep open connections in `clients` (default true). */
+  clientTracking?: boolean;
+  /** permessage-deflate; accepted for `ws` compatibility, not negotiated yet (off, as in `ws`). */
+  perMessageDeflate?: boolean | object;
+  /** The class connections are made of: a subclass of weft's WebSocket. */
+  WebSocket?: new (address: null, protocols?: undefined, options?: ConnectionOptions) => W;
+}
+
+/** The events of a WebSocketServer and their arguments. */
+export interface WebSocketServerEventMap<W extends WebSocket = WebSocket> {
+  connection: [socket: W, request: IncomingMessage];
+  /** The response headers are about to be written; they may be changed. */
+  headers: [headers: string[], request: IncomingMessage];
+  listening: [];
+  error: [error: Error];
+  /** A handshake was invalid; with a listener, answering the socket is the listener's job. */
+  wsClientError: [error: Error, socket: Duplex, request: IncomingMessage];
+  close: [];
+}
+
+const RUNNING = 0;
+const CLOSING = 1;
+const CLOSED = 2;
+
+/** Upgraded sockets, so a second `handleUpgrade` on one socket is caught. */
+const upgradedSockets = new WeakSet<Duplex>();
+/** weft servers attached to each HTTP server, so an upgrade none of them wants gets one answer. */
+const serversByHttpServer = new WeakMap<http.Server | https.Server, WebSocketServer<WebSocket>[]>();
+
+/** A WebSocket server with the API of `ws`'s WebSocketServer. */
+export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitter<WebSocketServerEventMap<W>> {
+  /** The open connections (when `clientTracking` is on). */
+  readonly clients: Set<W>;
+  readonly options: Readonly<ServerOptions<W>>;
+  #server: http.Server | https.Server | null = null;
+  #ownsServer = false;
+  #state = RUNNING;
+  #detach: (() => void) | null = null;
+
+  constructor(options: ServerOptions<W>, callback?: () => void) {
+    super();
+    const hasPort = options.port !== undefined && options.port !== null;
+    const modes = Number(hasPort) + Number(options.server !== undefined && options.server !== null) + Number(options.noServer === true);
+    if (modes !== 1) {
+      throw new TypeError('One and only one of the "port", "server", or "noServer" options must be specified');
+    }
+    this.options = { maxPayload: DEFAULT_MAX_PAYLOAD, clientTracking: true, ...options };
+    this.clients = new Set();
+
+    if (hasPort) {
+      const server = http.createServer((_request, response) => {
+        const body = STATUS_CODES[426] ?? 'Upgrade Required';
+        response.writeHead(426, { 'Content-Length': Buffer.byteLength(body), 'Content-Type': 'text/plain' });
+        response.end(body);
+      });
+      this.#ownsServer = true;
+      this.#attach(server);
+      server.listen(options.port, options.host, options.backlog, callback);
+    } else if (options.server) {
+      this.#attach(options.server);
+    }
+  }
+
+  /** The listening address of the underlying server. Throws in `noServer` mode. */
+  address(): AddressInfo | string | null {
+    if (this.options.noServer) throw new Error('The server is operating in "noServer" mode');
+    return this.#server?.address() ?? null;
+  }
+
+  /** Whether an upgrade request is for this server (its `path`). */
+  shouldHandle(request: IncomingMessage): boolean {
+    const path = this.options.path;
+    if (path === undefined) return true;
+    const url = request.url ?? '/';
+    const query = url.indexOf('?');
+    return (query === -1 ? url : url.slice(0, query)) === path;
+  }
+
+  /**
+   * Completes the opening handshake on `socket`, or answers it with an HTTP error. On
+   * success `callback` gets the open WebSocket.
+   */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, callback: (socket: W, request: IncomingMessage) => void): void {
+    socket.on('error', destroySocket);
+    const check = checkUpgradeRequest(request);
+    if (!check.ok) {
+      this.#refuse(request, socket, check.status, check.message, check.headers, true);
+      return;
+    }
+    const verifyClient = this.options.verifyClient;
+    if (verifyClient === undefined) {
+      this.#completeUpgrade(request, socket, head, check.key, check.protocols, callback);
+      return;
+    }
+    const version = request.headers['sec-websocket-version'];
+    const info: VerifyClientInfo = {
+      origin: version === '8' ? (request.headers['sec-websocket-origin'] as string | undefined) : request.headers.origin,
+      secure: Boolean((request.socket as TLSSocket).authorized || (request.socket as TLSSocket).encrypted),
+      req: request,
+    };
+    if (verifyClient.length === 2) {
+      (verifyClient as VerifyClientAsync)(info, (verified, code = 401, message, headers) => {
+        if (!verified) this.#refuse(request, socket, code, message, headers, false);
+        else this.#completeUpgrade(request, socket, head, check.key, check.protocols, callback);
+      });
+      return;
+    }
+    if (!(verifyClient as VerifyClientSync)(info)) {
+      this.#refuse(request, socket, 401, undefined, undefined, false);
+      return;
+    }
+    this.#completeUpgrade(request, socket, head, check.key, check.protocols, callback);
+  }
+
+  #completeUpgrade(
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    key: string,
+    protocols: Set<string>,
+    callback: (socket: W, request: IncomingMessage) => void,
+  ): void {
+    if (!socket.readable || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    if (upgradedSockets.has(socket)) {
+      throw new Error('server.handleUpgrade() was called more than once with the same socket, possibly due to a misconfiguration');
+    }
+    if (this.#state !== RUNNING) {
+      rejectHandshake(socket, 503, 'The WebSocket server is shutting down');
+      return;
+    }
+    upgradedSockets.add(socket);
+
+    const headers = ['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Accept: ${acceptKey(key)}`];
+    let protocol = '';
+    if (protocols.size > 0) {
+      const chosen = this.options.handleProtocols ? this.options.handleProtocols(protocols, request) : protocols.values().next().value;
+      if (typeof chosen === 'string' && chosen !== '') {
+        protocol = chosen;
+        headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
+      }
+    }
+    this.emit('headers', headers, request);
+    socket.write(`${headers.join('\r\n')}\r\n\r\n`);
+    socket.removeListener('error', destroySocket);
+
+    const options = this.options;
+    const WebSocketClass = options.WebSocket ?? (WebSocket as unknown as NonNullable<ServerOptions<W>['WebSocket']>);
+    const ws = new WebSocketClass(null, undefined, {
+      autoPong: options.autoPong,
+      closeTimeout: options.closeTimeout,
+    });
+    ws.setSocket(socket, head, {
+      protocol,
+      maxPayload: options.maxPayload,
+      skipUTF8Validation: options.skipUTF8Validation,
+      allowSynchronousEvents: options.allowSynchronousEvents,
+    });
+    if (options.clientTracking) {
+      this.clients.add(ws);
+      ws.on('close', () => {
+        this.clients.delete(ws);
+        if (this.#state === CLOSING && this.clients.size === 0 && (!this.#ownsServer || this.#server === null)) this.#emitClose();
+      });
+    }
+    callback(ws, request);
+  }
+
+  #refuse(
+    request: IncomingMessage,
+    socket: Duplex,
+    status: number,
+    message: string | undefined,
+    headers: OutgoingHttpHeaders | undefined,
+    clientError: boolean,
+  ): void {
+    if (clientError && this.listenerCount('wsClientError') > 0) {
+      this.emit('wsClientError', new Error(message ?? STATUS_CODES[status] ?? 'Invalid handshake'), socket, request);
+      return;
+    }
+    rejectHandshake(socket, status, message, headers);
+  }
+
+  /**
+   * Stops accepting connections. Open connections are not closed (as in `ws`); 'close' is
+   * emitted once they are all gone (and the server this instance created is closed).
+   */
+  close(callback?: (error?: Error) => void): void {
+    if (this.#state === CLOSED) {
+      if (callback) process.nextTick(callback, new Error('The server is not running'));
+      return;
+    }
+    if (callback) this.once('close', callback);
+    if (this.#state === CLOSING) return;
+    this.#state = CLOSING;
+    this.#detach?.();
+    this.#detach = null;
+    const server = this.#server;
+    if (this.#ownsServer && server !== null) {
+      server.close(() => {
+        this.#server = null;
+        if (this.clients.size === 0 || !this.options.clientTracking) this.#emitClose();
+      });
+      return;
+    }
+    if (this.options.noServer || !this.options.clientTracking || this.clients.size === 0) {
+      process.nextTick(() => this.#emitClose());
+    }
+  }
+
+  #emitClose(): void {
+    if (this.#state === CLOSED) return;
+    this.#state = CLOSED;
+    this.emit('close');
+  }
+
+  #attach(server: http.Server | https.Server): void {
+    this.#server = server;
+    const siblings = serversByHttpServer.get(server) ?? [];
+    siblings.push(this as unknown as WebSocketServer<WebSocket>);
+    serversByHttpServer.set(server, siblings);
+
+    const onListening = (): void => {
+      this.emit('listening');
+    };
+    const onError = (error: Error): void => {
+      this.emit('error', error);
+    };
+    const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+      if (this.shouldHandle(request)) {
+        this.handleUpgrade(request, socket, head, (ws) => this.emit('connection', ws, request));
+        return;
+      }
+      // Another weft server on this HTTP server, or a foreign 'upgrade' listener, may own
+      // the path; the first weft server answers an upgrade nobody wants with 404.
+      const all = serversByHttpServer.get(server) ?? [];
+      if (all[0] !== (this as unknown as WebSocketServer<WebSocket>)) return;
+      if (all.some((other) => other.shouldHandle(request))) return;
+      if (server.listenerCount('upgrade') > all.length) return;
+      socket.on('error', destroySocket);
+      rejectHandshake(socket, 404, 'No WebSocket endpoint at this path');
+    };
+    server.on('listening', onListening);
+    server.on('error', onError);
+    server.on('upgrade', onUpgrade);
+    this.#detach = () => {
+      server.removeListener('listening', onListening);
+      server.removeListener('error', onError);
+      server.removeListener('upgrade', onUpgrade);
+      const remaining = (serversByHttpServer.get(server) ?? []).filter((other) => other !== (this as unknown as WebSocketServer<WebSocket>));
+      serversByHttpServer.set(server, remaining);
+    };
+  }
+}
+
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}

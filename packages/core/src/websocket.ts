@@ -1,0 +1,746 @@
+import { Blob } from 'node:buffer';
+import { EventEmitter } from 'node:events';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import type https from 'node:https';
+import type { Duplex } from 'node:stream';
+import { CloseEvent, ErrorEvent, MessageEvent, OpenEvent, type WebSocketEvent } from './events.js';
+import { ClientHandshake } from './handshake/client-handshake.js';
+import { parseClientUrl } from './handshake/client-url.js';
+import { isToken } from './handshake/subprotocols.js';
+import { concatFragments, isBlob, type SendableData, toArrayBuffer, toBuffer } from './protocol/buffers.js';
+import { CloseCode, isValidUserCloseCode } from './protocol/close-codes.js';
+import {
+  DEFAULT_CLOSE_TIMEOUT,
+  DEFAULT_MAX_PAYLOAD,
+  EMPTY_BUFFER,
+  MAX_CLOSE_REASON_BYTES,
+  MAX_CONTROL_PAYLOAD,
+  Opcode,
+  READY_STATE_NAMES,
+  ReadyState,
+} from './protocol/constants.js';
+import type { WebSocketProtocolError } from './protocol/errors.js';
+import { Receiver, type ReceiverSink } from './protocol/receiver.js';
+import { Sender, type WriteCallback } from './protocol/sender.js';
+
+/** How binary messages are handed to 'message' listeners. Text is always a Buffer of UTF-8. */
+export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments' | 'blob';
+
+/** What a 'message' listener receives: the form `binaryType` selects. */
+export type RawData = Buffer | ArrayBuffer | Buffer[] | Blob;
+
+/** Per-message options of `send()`. */
+export interface SendOptions {
+  /** Send as a binary message; defaults to true for everything but strings. */
+  binary?: boolean;
+  /** Compress when permessage-deflate is negotiated (default true). */
+  compress?: boolean;
+  /** false sends a fragment: the next `send` continues the same message. Default true. */
+  fin?: boolean;
+  /** Mask the frame; defaults to true on clients and false on servers (RFC 6455 §5.1). */
+  mask?: boolean;
+}
+
+/** Options both sides share. */
+export interface ConnectionOptions {
+  /** Largest message accepted, in bytes; bigger ones close the connection with 1009. Default 100 MiB; 0 for none. */
+  maxPayload?: number;
+  /** Skip UTF-8 validation of text messages and close reasons (only for trusted peers). */
+  skipUTF8Validation?: boolean;
+  /** Answer pings automatically (default true). */
+  autoPong?: boolean;
+  /**
+   * Whether several 'message', 'ping' and 'pong' events may be emitted in one tick (default
+   * true). false emits each in its own macrotask, as browsers do.
+   */
+  allowSynchronousEvents?: boolean;
+  /** Milliseconds the closing handshake may take before the socket is destroyed (default 30 000). */
+  closeTimeout?: number;
+}
+
+/** Options of `new WebSocket(address, protocols, options)`; unknown keys go to `http(s).request`. */
+export interface ClientOptions extends ConnectionOptions, Omit<https.RequestOptions, 'timeout' | 'method' | 'path' | 'host' | 'hostname' | 'port' | 'socketPath' | 'protocol'> {
+  /** Sec-WebSocket-Version to send: 13 (default) or 8. */
+  protocolVersion?: 8 | 13;
+  /** Milliseconds the whole opening handshake may take. No limit by default. */
+  handshakeTimeout?: number;
+  /** Follow 3xx redirects (default false). */
+  followRedirects?: boolean;
+  /** Redirects followed at most (default 10). */
+  maxRedirects?: number;
+  /** The Origin header (Sec-WebSocket-Origin for version 8). */
+  origin?: string;
+  /** Ends the upgrade request; a hook to write to it first. Default: `request.end()`. */
+  finishRequest?: (request: ClientRequest, websocket: WebSocket) => void;
+  /**
+   * permessage-deflate; accepted for `ws` compatibility. Compression is not negotiated yet,
+   * so the client offers no extension.
+   */
+  perMessageDeflate?: boolean | object;
+}
+
+/** Options `setSocket` takes: what a server hands to each accepted connection. */
+export interface SocketOptions {
+  /** The subprotocol the server selected. */
+  protocol?: string;
+  /** The Sec-WebSocket-Extensions value the server answered with. */
+  extensions?: string;
+  maxPayload?: number;
+  skipUTF8Validation?: boolean;
+  allowSynchronousEvents?: boolean;
+}
+
+/** The events of a WebSocket and their arguments. */
+export interface WebSocketEventMap {
+  open: [];
+  message: [data: RawData, isBinary: boolean];
+  close: [code: number, reason: Buffer];
+  error: [error: Error];
+  ping: [data: Buffer];
+  pong: [data: Buffer];
+  /** Client: the server's 101 response, before the connection opens. */
+  upgrade: [response: IncomingMessage];
+  /** Client: the server answered with something other than 101. */
+  'unexpected-response': [request: ClientRequest, response: IncomingMessage];
+  /** Client: a redirect is being followed; `request` is the new request. */
+  redirect: [url: string, request: ClientRequest];
+}
+
+/** The events of the browser-style API and their event objects. */
+export interface WebSocketDomEventMap {
+  open: OpenEvent<WebSocket>;
+  message: MessageEvent<WebSocket>;
+  close: CloseEvent<WebSocket>;
+  error: ErrorEvent<WebSocket>;
+}
+
+type DomEventType = keyof WebSocketDomEventMap;
+type DomListener<T extends DomEventType> =
+  | ((this: WebSocket, event: WebSocketDomEventMap[T]) => void)
+  | { handleEvent(event: WebSocketDomEventMap[T]): void };
+
+const LISTENER = Symbol('weft.listener');
+const ATTRIBUTE = Symbol('weft.onEventAttribute');
+interface WrappedListener {
+  (...args: never[]): void;
+  [LISTENER]?: unknown;
+  [ATTRIBUTE]?: boolean;
+}
+
+/** Messages held while no 'message' listener is attached, before reading from the socket pauses. */
+const HELD_MESSAGES_BYTE_BUDGET = 4 * 1024 * 1024;
+
+function noop(): void {}
+
+/**
+ * One WebSocket connection, client or server side, with the API of `ws`: an EventEmitter with
+ * `message`, `close`, `error` ... events, plus the browser's `onmessage` / `addEventListener`.
+ */
+export class WebSocket extends EventEmitter<WebSocketEventMap> {
+  static readonly CONNECTING = ReadyState.CONNECTING;
+  static readonly OPEN = ReadyState.OPEN;
+  static readonly CLOSING = ReadyState.CLOSING;
+  static readonly CLOSED = ReadyState.CLOSED;
+  declare readonly CONNECTING: 0;
+  declare readonly OPEN: 1;
+  declare readonly CLOSING: 2;
+  declare readonly CLOSED: 3;
+
+  #readyState: ReadyState = ReadyState.CONNECTING;
+  #isServer: boolean;
+  #url: string | undefined;
+  #protocol = '';
+  #extensions = '';
+  #binaryType: BinaryType = 'nodebuffer';
+  #autoPong: boolean;
+  #closeTimeout: number;
+  #maxPayload: number;
+  #skipUTF8Validation: boolean;
+  #allowSynchronousEvents: boolean;
+
+  #socket: Duplex | null = null;
+  #receiver: Receiver | null = null;
+  #sender: Sender | null = null;
+  #handshake: ClientHandshake | null = null;
+  /** Bytes given to `send` after the connection stopped being open (as `ws` reports them). */
+  #bufferedAfterClose = 0;
+
+  #closeFrameSent = false;
+  #closeFrameReceived = false;
+  #failed = false;
+  #closeCode: number = CloseCode.Abnormal;
+  #closeReason: Buffer = EMPTY_BUFFER;
+  #closeTimer: NodeJS.Timeout | null = null;
+  #closeEmitted = false;
+
+  #paused = false;
+  /** Messages that arrived while nobody listened for them (delivered to the first listener). */
+  #heldMessages: Array<[RawData, boolean]> | null = null;
+  #heldBytes = 0;
+  #deferredEvents = false;
+
+  /**
+   * Opens a client connection to `address` (`ws:`, `wss:`, `ws+unix:`, `http:` or `https:`).
+   * Throws a SyntaxError at once for a malformed address or subprotocol list.
+   * Servers create their connections with `address` null.
+   */
+  constructor(address: string | URL | null, protocols?: string | readonly string[] | ClientOptions, options?: ClientOptions) {
+    super();
+    let protocolList: readonly string[] = [];
+    let clientOptions: ClientOptions = {};
+    if (protocols !== undefined && (typeof protocols === 'string' || Array.isArray(protocols))) {
+      protocolList = typeof protocols === 'string' ? [protocols] : (protocols as readonly string[]);
+      clientOptions = options ?? {};
+    } else if (protocols !== undefined) {
+      clientOptions = protocols as ClientOptions;
+    } else if (options !== undefined) {
+      clientOptions = options;
+    }
+    this.#autoPong = clientOptions.autoPong ?? true;
+    this.#closeTimeout = clientOptions.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
+    this.#maxPayload = clientOptions.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    this.#skipUTF8Validation = clientOptions.skipUTF8Validation ?? false;
+    this.#allowSynchronousEvents = clientOptions.allowSynchronousEvents ?? true;
+    (this as unknown as EventEmitter).on('newListener', this.#onNewListener);
+
+    if (address === null) {
+      this.#isServer = true;
+      return;
+    }
+    this.#isServer = false;
+    this.#connect(address, protocolList, clientOptions);
+  }
+
+  // ---- state ----------------------------------------------------------------------------
+
+  /** CONNECTING (0), OPEN (1), CLOSING (2) or CLOSED (3). */
+  get readyState(): ReadyState {
+    return this.#readyState;
+  }
+
+  /** The subprotocol the server selected, or ''. */
+  get protocol(): string {
+    return this.#protocol;
+  }
+
+  /** The negotiated extensions, as in the Sec-WebSocket-Extensions header, or ''. */
+  get extensions(): string {
+    return this.#extensions;
+  }
+
+  /** The address a client connected to (after redirects); undefined on the server side. */
+  get url(): string | undefined {
+    return this.#url;
+  }
+
+  get binaryType(): BinaryType {
+    return this.#binaryType;
+  }
+
+  set binaryType(type: BinaryType) {
+    if (type === 'nodebuffer' || type === 'arraybuffer' || type === 'fragments' || type === 'blob') {
+      this.#binaryType = type;
+    }
+  }
+
+  /** Bytes accepted by `send` and not yet handed to the operating system. */
+  get bufferedAmount(): number {
+    const socket = this.#socket;
+    if (socket === null || this.#sender === null) return this.#bufferedAfterClose;
+    return socket.writableLength + this.#sender.queuedBytes + this.#bufferedAfterClose;
+  }
+
+  /** Whether reading is paused by `pause()`. */
+  get isPaused(): boolean {
+    return this.#paused;
+  }
+
+  // ---- sending ---------------------------------------------------------------------------
+
+  /**
+   * Sends a message. Strings go as text, everything else as binary unless `options.binary`
+   * says otherwise. Throws while CONNECTING; after the connection closed, `callback` gets
+   * an error instead.
+   */
+  send(data: SendableData, callback?: WriteCallback): void;
+  send(data: SendableData, options: SendOptions, callback?: WriteCallback): void;
+  send(data: SendableData, optionsOrCallback?: SendOptions | WriteCallback, maybeCallback?: WriteCallback): void {
+    const options = typeof optionsOrCallback === 'object' ? optionsOrCallback : {};
+    const callback = typeof optionsOrCallback === 'function' ? optionsOrCallback : maybeCallback;
+    if (this.#readyState === ReadyState.CONNECTING) throw this.#notOpenError();
+    if (typeof data === 'number') data = String(data);
+    if (this.#readyState !== ReadyState.OPEN) {
+      this.#refuseAfterClose(data, callback);
+      return;
+    }
+    const mask = options.mask ?? !this.#isServer;
+    const binary = options.binary ?? typeof data !== 'string';
+    const fin = options.fin ?? true;
+    const payload = isBlob(data) ? data : toBuffer(data);
+    this.#sender!.sendData(payload, { binary, fin, mask }, callback);
+  }
+
+  /** Sends a ping (at most 125 bytes of data). */
+  ping(data?: SendableData, mask?: boolean, callback?: WriteCallback): void {
+    this.#sendControl(Opcode.Ping, data, mask, callback);
+  }
+
+  /** Sends an unsolicited pong (at most 125 bytes of data). */
+  pong(data?: SendableData, mask?: boolean, callback?: WriteCallback): void {
+    this.#sendControl(Opcode.Pong, data, mask, callback);
+  }
+
+  #sendControl(opcode: number, data: SendableData | undefined, mask: boolean | undefined, callback: WriteCallback | undefined): void {
+    if (this.#readyState === ReadyState.CONNECTING) throw this.#notOpenError();
+    if (typeof data === 'number') data = String(data);
+    if (isBlob(data)) throw new TypeError('A ping or pong payload cannot be a Blob');
+    const payload = data === undefined ? EMPTY_BUFFER : toBuffer(data);
+    if (payload.length > MAX_CONTROL_PAYLOAD) throw new RangeError('The data size must not be greater than 125 bytes');
+    if (this.#readyState !== ReadyState.OPEN) {
+      this.#refuseAfterClose(payload, callback);
+      return;
+    }
+    this.#sender!.sendControl(opcode, payload, mask ?? !this.#isServer, callback);
+  }
+
+  #refuseAfterClose(data: SendableData, callback: WriteCallback | undefined): void {
+    if (data !== undefined) {
+      this.#bufferedAfterClose += isBlob(data) ? data.size : typeof data === 'number' ? String(data).length : toBuffer(data).length;
+    }
+    if (callback !== undefined) process.nextTick(callback, this.#notOpenError());
+  }
+
+  #notOpenError(): Error {
+    const state = this.#readyState;
+    return new Error(`WebSocket is not open: readyState ${state} (${READY_STATE_NAMES[state]})`);
+  }
+
+  // ---- closing ---------------------------------------------------------------------------
+
+  /**
+   * Starts the closing handshake (RFC 6455 §7.1.2). `code` is 1000 or 3000-4999 and `reason`
+   * at most 123 bytes of UTF-8; anything else throws. The 'close' event follows once the
+   * peer answered and the TCP connection ended, or after `closeTimeout`.
+   */
+  close(code?: number, reason?: string | Buffer): void {
+    if (code !== undefined && (typeof code !== 'number' || !isValidUserCloseCode(code))) {
+      throw new TypeError('First argument must be a valid error code number (1000 or 3000-4999)');
+    }
+    const reasonBytes = reason === undefined ? EMPTY_BUFFER : typeof reason === 'string' ? Buffer.from(reason) : reason;
+    if (reasonBytes.length > MAX_CLOSE_REASON_BYTES) {
+      throw new SyntaxError('The message must not be greater than 123 bytes');
+    }
+    if (code === undefined && reasonBytes.length > 0) {
+      throw new TypeError('A close reason needs a close code');
+    }
+    this.#startClosingHandshake(code, reasonBytes);
+  }
+
+  #startClosingHandshake(code: number | undefined, reason: Buffer): void {
+    if (this.#readyState === ReadyState.CLOSED) return;
+    if (this.#readyState === ReadyState.CONNECTING) {
+      this.#abortHandshake('WebSocket was closed before the connection was established');
+      return;
+    }
+    if (this.#readyState === ReadyState.CLOSING) {
+      this.#endSocketIfClosed();
+      return;
+    }
+    this.#readyState = ReadyState.CLOSING;
+    this.#sendCloseFrame(code, reason);
+    // A peer holding unread messages back must still be read for its close frame.
+    if (!this.#paused) this.#resumeReading();
+  }
+
+  #sendCloseFrame(code: number | undefined, reason: Buffer): void {
+    if (this.#closeFrameSent) return;
+    this.#closeFrameSent = true;
+    let payload = EMPTY_BUFFER;
+    if (code !== undefined) {
+      payload = Buffer.allocUnsafe(2 + reason.length);
+      payload.writeUInt16BE(code, 0);
+      reason.copy(payload, 2);
+    }
+    this.#sender!.sendControl(Opcode.Close, payload, !this.#isServer, noop);
+    this.#endSocketIfClosed();
+    this.#closeTimer ??= setTimeout(() => this.#socket?.destroy(), this.#closeTimeout);
+  }
+
+  /** Both close frames are out (or the connection failed): close the TCP side (§7.1.1). */
+  #endSocketIfClosed(): void {
+    if (this.#closeFrameSent && (this.#closeFrameReceived || this.#failed)) this.#socket?.end();
+  }
+
+  /** Destroys the connection at once, without a closing handshake. */
+  terminate(): void {
+    if (this.#readyState === ReadyState.CLOSED) return;
+    if (this.#readyState === ReadyState.CONNECTING) {
+      this.#abortHandshake('WebSocket was closed before the connection was established');
+      return;
+    }
+    this.#readyState = ReadyState.CLOSING;
+    this.#socket?.destroy();
+  }
+
+  /** Stops reading from the socket (TCP backpressure reaches the peer). */
+  pause(): void {
+    if (this.#readyState === ReadyState.CONNECTING || this.#readyState === ReadyState.CLOSED) return;
+    this.#paused = true;
+    this.#receiver?.pause();
+    this.#socket?.pause();
+  }
+
+  /** Resumes reading after `pause()`. */
+  resume(): void {
+    if (this.#readyState === ReadyState.CONNECTING || this.#readyState === ReadyState.CLOSED) return;
+    this.#paused = false;
+    this.#resumeReading();
+  }
+
+  #resumeReading(): void {
+    if (this.#heldMessages !== null && this.#readyState === ReadyState.OPEN && this.#heldBytes >= HELD_MESSAGES_BYTE_BUDGET) {
+      return;
+    }
+    this.#receiver?.resume();
+    if (this.#receiver !== null && !this.#receiver.paused) this.#socket?.resume();
+  }
+
+  // ---- the connection --------------------------------------------------------------------
+
+  #connect(address: string | URL, protocols: readonly string[], options: ClientOptions): void {
+    const target = parseClientUrl(address);
+    const seen = new Set<string>();
+    for (const protocol of protocols) {
+      if (typeof protocol !== 'string' || !isToken(protocol) || seen.has(protocol)) {
+        throw new SyntaxError('An invalid or duplicated subprotocol was specified');
+      }
+      seen.add(protocol);
+    }
+    const protocolVersion = options.protocolVersion ?? 13;
+    if (protocolVersion !== 8 && protocolVersion !== 13) {
+      throw new RangeError(`Unsupported protocol version: ${String(protocolVersion)} (supported versions are 8, 13)`);
+    }
+    this.#url = target.url.href;
+    const {
+      maxPayload: _p,
+      skipUTF8Validation: _s,
+      autoPong: _a,
+      allowSynchronousEvents: _e,
+      closeTimeout: _c,
+      finishRequest,
+      perMessageDeflate: _d,
+      ...requestOptions
+    } = options;
+    this.#handshake = new ClientHandshake(
+      target,
+      protocols,
+      {
+        ...requestOptions,
+        protocolVersion,
+        handshakeTimeout: options.handshakeTimeout,
+        followRedirects: options.followRedirects ?? false,
+        maxRedirects: options.maxRedirects ?? 10,
+        origin: options.origin,
+      },
+      {
+        isConnecting: () => this.#readyState === ReadyState.CONNECTING,
+        finishRequest: (request) => (finishRequest ? finishRequest(request, this) : request.end()),
+        upgrade: (response) => this.emit('upgrade', response),
+        redirect: (url, request) => {
+          this.#url = url;
+          this.emit('redirect', url, request);
+        },
+        unexpectedResponse: (request, response) => {
+          if (this.listenerCount('unexpected-response') === 0) return false;
+          this.#handshake = null;
+          this.#readyState = ReadyState.CLOSING;
+          this.emit('unexpected-response', request, response);
+          // The user owns the response now; the WebSocket is over once its socket closes.
+          const socket = response.socket;
+          if (socket.destroyed) this.#emitClose();
+          else socket.once('close', () => this.#emitClose());
+          return true;
+        },
+        open: (socket, head, protocol) => {
+          this.#handshake = null;
+          this.setSocket(socket, head, {
+            protocol,
+            maxPayload: this.#maxPayload,
+            skipUTF8Validation: this.#skipUTF8Validation,
+            allowSynchronousEvents: this.#allowSynchronousEvents,
+          });
+        },
+        fail: (error) => {
+          this.#handshake = null;
+          this.#readyState = ReadyState.CLOSING;
+          this.#emitError(error);
+          this.#emitClose();
+        },
+      },
+    );
+  }
+
+  #abortHandshake(message: string): void {
+    const handshake = this.#handshake;
+    this.#handshake = null;
+    handshake?.abort();
+    this.#readyState = ReadyState.CLOSING;
+    this.#emitError(new Error(message));
+    process.nextTick(() => this.#emitClose());
+  }
+
+  /**
+   * Takes over an upgraded socket and opens the connection. Called by `WebSocketServer` and
+   * by the client handshake; not for application code.
+   * @internal
+   */
+  setSocket(socket: Duplex, head: Buffer, options: SocketOptions = {}): void {
+    if (options.protocol !== undefined) this.#protocol = options.protocol;
+    if (options.extensions !== undefined) this.#extensions = options.extensions;
+    if (options.maxPayload !== undefined) this.#maxPayload = options.maxPayload;
+    if (options.skipUTF8Validation !== undefined) this.#skipUTF8Validation = options.skipUTF8Validation;
+    if (options.allowSynchronousEvents !== undefined) this.#allowSynchronousEvents = options.allowSynchronousEvents;
+
+    this.#socket = socket;
+    this.#receiver = new Receiver(
+      { isServer: this.#isServer, maxPayload: this.#maxPayload, skipUTF8Validation: this.#skipUTF8Validation },
+      this.#receiverSink(),
+    );
+    this.#sender = new Sender(socket, (error) => this.#failConnection(CloseCode.InternalError, error));
+
+    const netSocket = socket as Duplex & { setNoDelay?: (noDelay: boolean) => void; setTimeout?: (ms: number) => void };
+    netSocket.setTimeout?.(0);
+    netSocket.setNoDelay?.(true);
+    socket.on('data', (chunk: Buffer) => this.#receiver!.write(chunk));
+    socket.on('end', () => this.#onSocketEnd());
+    socket.on('close', () => this.#onSocketClose());
+    socket.on('error', (error: Error) => this.#onSocketError(error));
+    if (head.length > 0) socket.unshift(head);
+
+    this.#readyState = ReadyState.OPEN;
+    this.emit('open');
+    if (socket.destroyed) this.#onSocketClose();
+  }
+
+  #receiverSink(): ReceiverSink {
+    return {
+      onMessage: (fragments, length, isBinary) => this.#onMessage(fragments, length, isBinary),
+      onPing: (payload) => {
+        if (this.#autoPong && this.#readyState === ReadyState.OPEN) {
+          this.#sender!.sendControl(Opcode.Pong, payload, !this.#isServer);
+        }
+        this.#emitReceived('ping', payload);
+      },
+      onPong: (payload) => this.#emitReceived('pong', payload),
+      onClose: (code, reason) => {
+        this.#closeFrameReceived = true;
+        this.#closeCode = code;
+        this.#closeReason = reason;
+        if (this.#readyState === ReadyState.OPEN) this.#readyState = ReadyState.CLOSING;
+        // Echo the peer's code and reason (RFC 6455 §5.5.1), then both sides may close TCP.
+        this.#sendCloseFrame(code === CloseCode.NoStatus ? undefined : code, reason);
+        this.#endSocketIfClosed();
+      },
+      onError: (error) => this.#failConnection(error.closeCode, error),
+    };
+  }
+
+  #onMessage(fragments: Buffer[], length: number, isBinary: boolean): void {
+    let data: RawData;
+    if (!isBinary) data = concatFragments(fragments, length);
+    else if (this.#binaryType === 'nodebuffer') data = concatFragments(fragments, length);
+    else if (this.#binaryType === 'arraybuffer') data = toArrayBuffer(concatFragments(fragments, length));
+    else if (this.#binaryType === 'blob') data = new Blob(fragments);
+    else data = fragments;
+
+    if (this.listenerCount('message') === 0 && this.#readyState === ReadyState.OPEN) {
+      this.#holdMessage(data, isBinary, length);
+      return;
+    }
+    this.#emitReceived('message', data, isBinary);
+  }
+
+  /** Emits a received event, spacing events out across ticks when asked to. */
+  #emitReceived<K extends 'message' | 'ping' | 'pong'>(event: K, ...args: WebSocketEventMap[K]): void {
+    (this.emit as (event: K, ...args: WebSocketEventMap[K]) => boolean)(event, ...args);
+    if (!this.#allowSynchronousEvents && !this.#deferredEvents && this.#receiver !== null && !this.#receiver.stopped) {
+      this.#deferredEvents = true;
+      this.#receiver.pause();
+      setImmediate(() => {
+        this.#deferredEvents = false;
+        if (!this.#paused) this.#receiver?.resume();
+      });
+    }
+  }
+
+  #holdMessage(data: RawData, isBinary: boolean, length: number): void {
+    this.#heldMessages ??= [];
+    this.#heldMessages.push([data, isBinary]);
+    this.#heldBytes += length;
+    if (this.#heldBytes >= HELD_MESSAGES_BYTE_BUDGET) {
+      this.#receiver?.pause();
+      this.#socket?.pause();
+    }
+  }
+
+  readonly #onNewListener = (event: string | symbol): void => {
+    if (event !== 'message' || this.#heldMessages === null) return;
+    // The listener is added right after this event: deliver once it is in place.
+    queueMicrotask(() => this.#releaseHeldMessages());
+  };
+
+  #releaseHeldMessages(): void {
+    const held = this.#heldMessages;
+    if (held === null || this.listenerCount('message') === 0) return;
+    this.#heldMessages = null;
+    this.#heldBytes = 0;
+    for (const [data, isBinary] of held) this.emit('message', data, isBinary);
+    if (!this.#paused && this.#readyState !== ReadyState.CLOSED) this.#resumeReading();
+  }
+
+  /** "Fail the WebSocket Connection" (RFC 6455 §7.1.7): close frame with `code`, then close TCP. */
+  #failConnection(code: number, error: Error | WebSocketProtocolError): void {
+    this.#failed = true;
+    this.#receiver?.stop();
+    if (this.#readyState === ReadyState.OPEN) this.#readyState = ReadyState.CLOSING;
+    if (this.#readyState === ReadyState.CLOSING && this.#socket !== null && !this.#socket.destroyed) {
+      this.#sendCloseFrame(code, EMPTY_BUFFER);
+      this.#endSocketIfClosed();
+      this.#socket.resume();
+    }
+    this.#emitError(error);
+  }
+
+  #onSocketEnd(): void {
+    // The peer closed its side of TCP: nothing more will arrive.
+    if (this.#readyState === ReadyState.OPEN) this.#readyState = ReadyState.CLOSING;
+    this.#socket?.end();
+  }
+
+  #onSocketError(error: Error): void {
+    if (this.#readyState === ReadyState.OPEN) this.#readyState = ReadyState.CLOSING;
+    if (!this.#closeFrameReceived && !this.#failed) this.#emitError(error);
+    this.#socket?.destroy();
+  }
+
+  #onSocketClose(): void {
+    if (this.#closeTimer !== null) {
+      clearTimeout(this.#closeTimer);
+      this.#closeTimer = null;
+    }
+    // Frames already received are delivered before 'close', even when paused.
+    if (this.#receiver !== null && !this.#receiver.stopped && this.#receiver.bufferedBytes > 0) {
+      this.#receiver.resume();
+    }
+    this.#receiver?.stop();
+    this.#readyState = ReadyState.CLOSING;
+    this.#emitClose();
+  }
+
+  #emitError(error: Error): void {
+    // An 'error' with no listener would crash the process; the 'close' that follows still tells.
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+  }
+
+  #emitClose(): void {
+    if (this.#closeEmitted) return;
+    this.#closeEmitted = true;
+    this.#readyState = ReadyState.CLOSED;
+    if (this.#heldMessages !== null && this.listenerCount('message') > 0) this.#releaseHeldMessages();
+    this.emit('close', this.#closeCode, this.#closeReason);
+  }
+
+  // ---- the browser-style API -------------------------------------------------------------
+
+  /** Adds a browser-style listener; `once` removes it after its first call. */
+  addEventListener<T extends DomEventType>(type: T, listener: DomListener<T>, options: { once?: boolean } = {}): void {
+    this.#addDomListener(type, listener, options.once ?? false, false);
+  }
+
+  /** Removes a listener added with `addEventListener`. */
+  removeEventListener<T extends DomEventType>(type: T, listener: DomListener<T>): void {
+    for (const wrapped of this.listeners(type) as WrappedListener[]) {
+      if (wrapped[LISTENER] === listener && !wrapped[ATTRIBUTE]) {
+        this.removeListener(type, wrapped as never);
+        return;
+      }
+    }
+  }
+
+  #addDomListener<T extends DomEventType>(type: T, listener: DomListener<T>, once: boolean, attribute: boolean): void {
+    for (const wrapped of this.listeners(type) as WrappedListener[]) {
+      if (!attribute && wrapped[LISTENER] === listener && !wrapped[ATTRIBUTE]) return;
+    }
+    const call = (event: WebSocketEvent<WebSocket>): void => {
+      event.target = this;
+      if (typeof listener === 'function') listener.call(this, event as WebSocketDomEventMap[T]);
+      else listener.handleEvent(event as WebSocketDomEventMap[T]);
+    };
+    let wrapped: WrappedListener;
+    switch (type) {
+      case 'message':
+        wrapped = (data: RawData, isBinary: boolean) =>
+          call(new MessageEvent('message', { data: isBinary ? data : (data as Buffer).toString() }));
+        break;
+      case 'close':
+        wrapped = (code: number, reason: Buffer) =>
+          call(new CloseEvent('close', { code, reason: reason.toString(), wasClean: this.#closeFrameReceived && this.#closeFrameSent }));
+        break;
+      case 'error':
+        wrapped = (error: Error) => call(new ErrorEvent('error', { error, message: error.message }));
+        break;
+      default:
+        wrapped = () => call(new OpenEvent(type));
+    }
+    wrapped[LISTENER] = listener;
+    wrapped[ATTRIBUTE] = attribute;
+    if (once) this.once(type, wrapped as never);
+    else this.on(type, wrapped as never);
+  }
+
+  #getAttribute(type: DomEventType): DomListener<DomEventType> | null {
+    for (const wrapped of this.listeners(type) as WrappedListener[]) {
+      if (wrapped[ATTRIBUTE]) return wrapped[LISTENER] as DomListener<DomEventType>;
+    }
+    return null;
+  }
+
+  #setAttribute<T extends DomEventType>(type: T, handler: DomListener<T> | null): void {
+    for (const wrapped of this.listeners(type) as WrappedListener[]) {
+      if (wrapped[ATTRIBUTE]) {
+        this.removeListener(type, wrapped as never);
+        break;
+      }
+    }
+    if (typeof handler === 'function') this.#addDomListener(type, handler, false, true);
+  }
+
+  get onopen(): ((this: WebSocket, event: OpenEvent<WebSocket>) => void) | null {
+    return this.#getAttribute('open') as ((this: WebSocket, event: OpenEvent<WebSocket>) => void) | null;
+  }
+  set onopen(handler: ((this: WebSocket, event: OpenEvent<WebSocket>) => void) | null) {
+    this.#setAttribute('open', handler);
+  }
+  get onmessage(): ((this: WebSocket, event: MessageEvent<WebSocket>) => void) | null {
+    return this.#getAttribute('message') as ((this: WebSocket, event: MessageEvent<WebSocket>) => void) | null;
+  }
+  set onmessage(handler: ((this: WebSocket, event: MessageEvent<WebSocket>) => void) | null) {
+    this.#setAttribute('message', handler);
+  }
+  get onclose(): ((this: WebSocket, event: CloseEvent<WebSocket>) => void) | null {
+    return this.#getAttribute('close') as ((this: WebSocket, event: CloseEvent<WebSocket>) => void) | null;
+  }
+  set onclose(handler: ((this: WebSocket, event: CloseEvent<WebSocket>) => void) | null) {
+    this.#setAttribute('close', handler);
+  }
+  get onerror(): ((this: WebSocket, event: ErrorEvent<WebSocket>) => void) | null {
+    return this.#getAttribute('error') as ((this: WebSocket, event: ErrorEvent<WebSocket>) => void) | null;
+  }
+  set onerror(handler: ((this: WebSocket, event: ErrorEvent<WebSocket>) => void) | null) {
+    this.#setAttribute('error', handler);
+  }
+}
+
+for (const [name, value] of Object.entries(ReadyState)) {
+  Object.defineProperty(WebSocket.prototype, name, { enumerable: true, value });
+}

@@ -1,0 +1,570 @@
+// Shared helpers for the interop tests: start servers on 127.0.0.1:0, connect
+// clients of either engine, await events with a timeout (a broken engine fails
+// a test instead of hanging it) and tear everything down after each test.
+//
+// The two engines are used through small structural interfaces (`Peer`,
+// `ServerLike`) so that one test body can drive a weft socket and a ws socket
+// alike; both engines expose the ws API, so both fit these interfaces.
+
+import { createHash, randomBytes } from 'node:crypto';
+import type { IncomingHttpHeaders, IncomingMessage, Server as HttpServer } from 'node:http';
+import { request as httpRequest } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from '@weft/core';
+import { WebSocket as WsClient, WebSocketServer as WsServer } from 'ws';
+
+export const HOST = '127.0.0.1';
+export const DEFAULT_TIMEOUT = 5_000;
+
+export const CONNECTING = 0;
+export const OPEN = 1;
+export const CLOSING = 2;
+export const CLOSED = 3;
+
+// ---------------------------------------------------------------------------
+// Structural types shared by both engines
+// ---------------------------------------------------------------------------
+
+// `never[]` accepts a listener of any signature.
+export type Listener = (...args: never[]) => void;
+
+export interface Emitter {
+  on(event: string, listener: Listener): unknown;
+  once(event: string, listener: Listener): unknown;
+  removeListener(event: string, listener: Listener): unknown;
+}
+
+export type RawData = Buffer | ArrayBuffer | Buffer[];
+export type SendData = string | Buffer | ArrayBuffer | ArrayBufferView;
+export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments';
+
+export interface SendOptions {
+  binary?: boolean;
+  fin?: boolean;
+  mask?: boolean;
+  compress?: boolean;
+}
+
+/** A WebSocket of either engine, on either side of a connection. */
+export interface Peer extends Emitter {
+  readonly readyState: number;
+  readonly protocol: string;
+  binaryType: BinaryType;
+  send(data: SendData, options?: SendOptions, cb?: (err?: Error) => void): void;
+  ping(data?: SendData, mask?: boolean, cb?: (err: Error) => void): void;
+  pong(data?: SendData, mask?: boolean, cb?: (err: Error) => void): void;
+  close(code?: number, reason?: string | Buffer): void;
+  terminate(): void;
+}
+
+/** A WebSocketServer of either engine. */
+export interface ServerLike extends Emitter {
+  readonly clients: Set<Peer>;
+  address(): AddressInfo | string | null;
+  close(cb?: (err?: Error) => void): void;
+}
+
+export type Engine = 'weft' | 'ws';
+
+export interface VerifyInfo {
+  origin: string;
+  secure: boolean;
+  req: IncomingMessage;
+}
+export type VerifyClientSync = (info: VerifyInfo) => boolean;
+export type VerifyClientAsync = (
+  info: VerifyInfo,
+  cb: (result: boolean, code?: number, message?: string) => void,
+) => void;
+
+/** The server options the tests use (a subset common to both engines). */
+export interface ServerOpts {
+  path?: string;
+  autoPong?: boolean;
+  clientTracking?: boolean;
+  handleProtocols?: (protocols: Set<string>, req: IncomingMessage) => string | false;
+  verifyClient?: VerifyClientSync | VerifyClientAsync;
+}
+
+/** The client options the tests use (a subset common to both engines). */
+export interface ClientOpts {
+  autoPong?: boolean;
+  headers?: Record<string, string>;
+  origin?: string;
+  ca?: string | Buffer;
+  rejectUnauthorized?: boolean;
+}
+
+export interface Direction {
+  name: string;
+  client: Engine;
+  server: Engine;
+}
+
+export const DIRECTIONS: readonly Direction[] = [
+  { name: 'weft client <-> ws server', client: 'weft', server: 'ws' },
+  { name: 'ws client <-> weft server', client: 'ws', server: 'weft' },
+];
+
+export const WEFT_SERVER: Direction = DIRECTIONS[1]!;
+export const WEFT_CLIENT: Direction = DIRECTIONS[0]!;
+
+// ---------------------------------------------------------------------------
+// Resource tracking and cleanup
+// ---------------------------------------------------------------------------
+
+const trackedSockets = new Set<Peer>();
+const trackedServers = new Set<ServerLike>();
+const trackedHttpServers = new Set<HttpServer | HttpsServer>();
+const pendingWaits = new Set<() => void>();
+
+export function track<T extends Peer>(ws: T): T {
+  trackedSockets.add(ws);
+  return ws;
+}
+
+export function trackServer<T extends ServerLike>(server: T): T {
+  trackedServers.add(server);
+  return server;
+}
+
+export function trackHttpServer<T extends HttpServer | HttpsServer>(server: T): T {
+  trackedHttpServers.add(server);
+  return server;
+}
+
+const noop = (): void => {};
+
+/** Terminate a socket and wait (bounded) for its 'close' event. */
+async function shutdownSocket(ws: Peer): Promise<void> {
+  if (ws.readyState === CLOSED) return;
+  // A ws socket throws on an 'error' without listener; terminating a socket
+  // that is still connecting emits one.
+  ws.on('error', noop);
+  const closed = waitEvent(ws, 'close', 2_000);
+  ws.terminate();
+  await closed;
+}
+
+function closeServer(server: ServerLike): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('server.close() did not call back')), 2_000);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function closeHttpServer(server: HttpServer | HttpsServer): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.closeAllConnections();
+    server.close(() => resolve());
+  });
+}
+
+/**
+ * Close every socket and server opened by the current test, cancel pending
+ * waits and their timers. Call from `afterEach`. Throws (after cleaning up
+ * everything it can) when a socket or server did not close.
+ */
+export async function cleanup(): Promise<void> {
+  for (const cancel of [...pendingWaits]) cancel();
+  pendingWaits.clear();
+
+  const problems: string[] = [];
+  const record = (what: string) => (result: PromiseSettledResult<void>) => {
+    if (result.status === 'rejected') problems.push(`${what}: ${String(result.reason)}`);
+  };
+
+  const sockets = new Set<Peer>(trackedSockets);
+  trackedSockets.clear();
+  for (const server of trackedServers) {
+    // `clients` is undefined with clientTracking: false.
+    for (const c of server.clients ?? []) sockets.add(c);
+  }
+  (await Promise.allSettled([...sockets].map(shutdownSocket))).forEach(record('socket'));
+
+  const servers = [...trackedServers];
+  trackedServers.clear();
+  (await Promise.allSettled(servers.map(closeServer))).forEach(record('server'));
+
+  const httpServers = [...trackedHttpServers];
+  trackedHttpServers.clear();
+  (await Promise.allSettled(httpServers.map(closeHttpServer))).forEach(record('http server'));
+
+  if (problems.length > 0) throw new Error(`cleanup failed:\n${problems.join('\n')}`);
+}
+
+// ---------------------------------------------------------------------------
+// Waiting for events
+// ---------------------------------------------------------------------------
+
+/**
+ * Resolve with the arguments of the next `event` on `emitter`; reject after
+ * `timeout` ms. The caller asserts the argument types with `T`.
+ */
+export function waitEvent<T extends unknown[] = unknown[]>(
+  emitter: Emitter,
+  event: string,
+  timeout = DEFAULT_TIMEOUT,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const finish = (): void => {
+      clearTimeout(timer);
+      emitter.removeListener(event, onEvent);
+      pendingWaits.delete(finish);
+    };
+    const onEvent = (...args: unknown[]): void => {
+      finish();
+      resolve(args as T);
+    };
+    const timer = setTimeout(() => {
+      finish();
+      reject(new Error(`timed out after ${timeout} ms waiting for '${event}'`));
+    }, timeout);
+    pendingWaits.add(finish);
+    emitter.once(event, onEvent);
+  });
+}
+
+/** Poll `predicate` until it holds; reject after `timeout` ms. */
+export function waitUntil(
+  predicate: () => boolean,
+  what: string,
+  timeout = DEFAULT_TIMEOUT,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const started = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (): void => {
+      if (timer !== undefined) clearTimeout(timer);
+      pendingWaits.delete(finish);
+    };
+    const check = (): void => {
+      if (predicate()) {
+        finish();
+        resolve();
+      } else if (Date.now() - started > timeout) {
+        finish();
+        reject(new Error(`timed out after ${timeout} ms waiting until ${what}`));
+      } else {
+        timer = setTimeout(check, 5);
+      }
+    };
+    pendingWaits.add(finish);
+    check();
+  });
+}
+
+/** Wait for 'open'; reject early on 'error' or 'close'. */
+export function waitOpen(ws: Peer, timeout = DEFAULT_TIMEOUT): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const finish = (): void => {
+      clearTimeout(timer);
+      ws.removeListener('open', onOpen);
+      ws.removeListener('error', onError);
+      ws.removeListener('close', onClose);
+      pendingWaits.delete(finish);
+    };
+    const onOpen = (): void => {
+      finish();
+      resolve();
+    };
+    const onError = (err: Error): void => {
+      finish();
+      reject(new Error(`connection failed before 'open': ${err.message}`));
+    };
+    const onClose = (code: number): void => {
+      finish();
+      reject(new Error(`connection closed (${code}) before 'open'`));
+    };
+    const timer = setTimeout(() => {
+      finish();
+      reject(new Error(`timed out after ${timeout} ms waiting for 'open'`));
+    }, timeout);
+    pendingWaits.add(finish);
+    ws.once('open', onOpen);
+    ws.once('error', onError);
+    ws.once('close', onClose);
+  });
+}
+
+/** Collect the arguments of the next `count` `event`s. */
+export function collectEvents<T extends unknown[] = unknown[]>(
+  emitter: Emitter,
+  event: string,
+  count: number,
+  timeout = DEFAULT_TIMEOUT,
+): Promise<T[]> {
+  return new Promise<T[]>((resolve, reject) => {
+    const seen: T[] = [];
+    const finish = (): void => {
+      clearTimeout(timer);
+      emitter.removeListener(event, onEvent);
+      pendingWaits.delete(finish);
+    };
+    const onEvent = (...args: unknown[]): void => {
+      seen.push(args as T);
+      if (seen.length === count) {
+        finish();
+        resolve(seen);
+      }
+    };
+    const timer = setTimeout(() => {
+      finish();
+      reject(new Error(`timed out after ${timeout} ms: got ${seen.length} of ${count} '${event}'`));
+    }, timeout);
+    pendingWaits.add(finish);
+    emitter.on(event, onEvent);
+  });
+}
+
+export interface Message {
+  data: RawData;
+  isBinary: boolean;
+}
+
+/** Collect the next `count` 'message' events. */
+export async function collectMessages(
+  ws: Peer,
+  count: number,
+  timeout = DEFAULT_TIMEOUT,
+): Promise<Message[]> {
+  const events = await collectEvents<[RawData, boolean]>(ws, 'message', count, timeout);
+  return events.map(([data, isBinary]) => ({ data, isBinary }));
+}
+
+export async function nextMessage(ws: Peer, timeout = DEFAULT_TIMEOUT): Promise<Message> {
+  const [message] = await collectMessages(ws, 1, timeout);
+  return message!;
+}
+
+export interface CloseInfo {
+  code: number;
+  /** The reason as the engine passed it (ws: a Buffer). */
+  rawReason: unknown;
+  reason: string;
+}
+
+export async function waitClose(ws: Emitter, timeout = DEFAULT_TIMEOUT): Promise<CloseInfo> {
+  const [code, rawReason] = await waitEvent<[number, unknown]>(ws, 'close', timeout);
+  const reason = Buffer.isBuffer(rawReason) ? rawReason.toString('utf8') : String(rawReason);
+  return { code, rawReason, reason };
+}
+
+// ---------------------------------------------------------------------------
+// Servers and clients
+// ---------------------------------------------------------------------------
+
+export interface StartedServer {
+  server: ServerLike;
+  port: number;
+  url: string;
+}
+
+function portOf(address: AddressInfo | string | null): number {
+  if (address === null || typeof address === 'string') {
+    throw new Error(`unexpected server address: ${String(address)}`);
+  }
+  return address.port;
+}
+
+/** Start a WebSocketServer of `engine` on 127.0.0.1 with an ephemeral port. */
+export async function startServer(engine: Engine, opts: ServerOpts = {}): Promise<StartedServer> {
+  const options = { host: HOST, port: 0, ...opts };
+  const server: ServerLike = trackServer(
+    engine === 'weft' ? new WebSocketServer(options) : new WsServer(options),
+  );
+  await waitEvent(server, 'listening');
+  const port = portOf(server.address());
+  return { server, port, url: `ws://${HOST}:${port}` };
+}
+
+/** Attach a WebSocketServer of `engine` to an existing HTTP(S) server. */
+export function attachServer(
+  engine: Engine,
+  httpServer: HttpServer | HttpsServer,
+  opts: ServerOpts = {},
+): ServerLike {
+  const options = { server: httpServer, ...opts };
+  return trackServer(engine === 'weft' ? new WebSocketServer(options) : new WsServer(options));
+}
+
+/** Listen on 127.0.0.1:0 and return the port. */
+export async function listen(httpServer: HttpServer | HttpsServer): Promise<number> {
+  trackHttpServer(httpServer);
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(0, HOST, () => {
+      httpServer.removeListener('error', reject);
+      resolve();
+    });
+  });
+  return portOf(httpServer.address());
+}
+
+/** Create a client of `engine` (tracked for cleanup). */
+export function connect(
+  engine: Engine,
+  url: string,
+  protocols?: string | string[],
+  opts: ClientOpts = {},
+): Peer {
+  return track(
+    engine === 'weft' ? new WebSocket(url, protocols, opts) : new WsClient(url, protocols, opts),
+  );
+}
+
+export interface Pair {
+  server: ServerLike;
+  port: number;
+  url: string;
+  client: Peer;
+  /** The server side of the connection. */
+  serverSide: Peer;
+  req: IncomingMessage;
+}
+
+export interface PairOptions {
+  server?: ServerOpts;
+  client?: ClientOpts;
+  protocols?: string | string[];
+  /** Appended to the server URL, e.g. '/chat?x=1'. */
+  path?: string;
+}
+
+/** Start a server, connect a client, and resolve once both sides are open. */
+export async function openPair(dir: Direction, options: PairOptions = {}): Promise<Pair> {
+  const { server, port, url } = await startServer(dir.server, options.server);
+  const connection = waitEvent<[Peer, IncomingMessage]>(server, 'connection');
+  const client = connect(dir.client, url + (options.path ?? ''), options.protocols, options.client);
+  const [[serverSide, req]] = await Promise.all([connection, waitOpen(client)]);
+  track(serverSide);
+  return { server, port, url, client, serverSide, req };
+}
+
+/** The [sender, receiver] of a pair for a given sending side. */
+export function endpoints(pair: Pair, sender: 'client' | 'server'): [Peer, Peer] {
+  return sender === 'client' ? [pair.client, pair.serverSide] : [pair.serverSide, pair.client];
+}
+
+/** A port on 127.0.0.1 with nothing listening on it (bound, then released). */
+export async function unusedPort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+  const port = portOf(server.address());
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+// ---------------------------------------------------------------------------
+// Raw HTTP upgrade requests (for handshake status codes)
+// ---------------------------------------------------------------------------
+
+export interface RawResponse {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * Send an HTTP GET with WebSocket upgrade headers (overridable; a header set
+ * to `null` is omitted) and return the response. A 101 answer is reported
+ * with an empty body and its socket destroyed.
+ */
+export function rawUpgrade(
+  port: number,
+  path: string,
+  overrides: Record<string, string | null> = {},
+  timeout = DEFAULT_TIMEOUT,
+): Promise<RawResponse> {
+  const headers: Record<string, string> = {};
+  const defaults: Record<string, string> = {
+    Connection: 'Upgrade',
+    Upgrade: 'websocket',
+    'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
+    'Sec-WebSocket-Version': '13',
+  };
+  for (const [name, value] of Object.entries({ ...defaults, ...overrides })) {
+    if (value !== null) headers[name] = value;
+  }
+  return rawRequest(port, path, headers, timeout);
+}
+
+/** Plain HTTP GET without keep-alive. */
+export function rawRequest(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+  timeout = DEFAULT_TIMEOUT,
+): Promise<RawResponse> {
+  return new Promise<RawResponse>((resolve, reject) => {
+    const req = httpRequest({ host: HOST, port, path, method: 'GET', headers, agent: false });
+    const finish = (): void => {
+      clearTimeout(timer);
+      pendingWaits.delete(finish);
+    };
+    const timer = setTimeout(() => {
+      finish();
+      req.destroy();
+      reject(new Error(`timed out after ${timeout} ms waiting for an HTTP response`));
+    }, timeout);
+    pendingWaits.add(finish);
+    req.on('upgrade', (res, socket) => {
+      finish();
+      socket.destroy();
+      resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: '' });
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        finish();
+        resolve({
+          statusCode: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+        });
+      });
+      res.on('error', (err) => {
+        finish();
+        reject(err);
+      });
+    });
+    req.on('error', (err) => {
+      finish();
+      reject(err);
+    });
+    req.end();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Data helpers
+// ---------------------------------------------------------------------------
+
+/** Any received payload as one Buffer. */
+export function toBuffer(data: RawData | string): Buffer {
+  if (typeof data === 'string') return Buffer.from(data, 'utf8');
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+/** Any payload we send, as the bytes that should go on the wire. */
+export function bytesOf(data: SendData): Buffer {
+  if (typeof data === 'string') return Buffer.from(data, 'utf8');
+  if (data instanceof ArrayBuffer) return Buffer.from(data);
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+export function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
