@@ -13,6 +13,8 @@ import {
   type Peer,
   openPair,
   OPEN,
+  type Pair,
+  rawFrame,
   startServer,
   WEFT_SERVER,
   waitClose,
@@ -247,5 +249,95 @@ describe('WebSocketServer bookkeeping (weft server, ws clients)', () => {
     const closed = waitClose(serverSide);
     serverSide.close(1000);
     await closed;
+  });
+});
+
+interface Violation {
+  name: string;
+  /** The frame, given whether the injecting side must mask (it is the client). */
+  frame: (mask: boolean) => Buffer;
+  code: number;
+}
+
+const VIOLATIONS: Violation[] = [
+  {
+    name: 'a frame with the wrong masking',
+    frame: (mask) => rawFrame(0x1, Buffer.from('hi'), !mask),
+    code: 1002,
+  },
+  {
+    name: 'invalid UTF-8 in a text message',
+    frame: (mask) => rawFrame(0x1, Buffer.from([0x61, 0xff, 0xfe]), mask),
+    code: 1007,
+  },
+  { name: 'an unknown opcode', frame: (mask) => rawFrame(0x3, Buffer.from('x'), mask), code: 1002 },
+  {
+    name: 'a continuation frame with nothing to continue',
+    frame: (mask) => rawFrame(0x0, Buffer.from('x'), mask),
+    code: 1002,
+  },
+  {
+    name: 'a fragmented ping',
+    frame: (mask) => rawFrame(0x9, Buffer.from('x'), mask, false),
+    code: 1002,
+  },
+  {
+    name: 'a close frame with the invalid code 999',
+    frame: (mask) => rawFrame(0x8, Buffer.from([0x03, 0xe7]), mask),
+    code: 1002,
+  },
+  {
+    name: 'a close frame with a 1-byte payload',
+    frame: (mask) => rawFrame(0x8, Buffer.from([0x03]), mask),
+    code: 1002,
+  },
+];
+
+// The ws side writes a bad frame straight onto its TCP socket; the weft side
+// must fail the connection with the right close code.
+describe.each(DIRECTIONS)('protocol errors from ws: $name', (dir) => {
+  const weftIsClient = dir.client === 'weft';
+
+  function sides(pair: Pair): { weft: Peer; ws: Peer; wsSocket: Socket } {
+    const wsSocket = weftIsClient ? pair.req.socket : pair.clientSocket;
+    if (wsSocket === undefined) throw new Error("the ws client emitted no 'upgrade' event");
+    return weftIsClient
+      ? { weft: pair.client, ws: pair.serverSide, wsSocket }
+      : { weft: pair.serverSide, ws: pair.client, wsSocket };
+  }
+
+  it.each(VIOLATIONS)('$name: the weft side fails the connection with $code', async (v) => {
+    const pair = await openPair(dir);
+    const { weft, ws, wsSocket } = sides(pair);
+    const errored = waitEvent<[Error]>(weft, 'error');
+    const weftClosed = waitClose(weft);
+    const wsClosed = waitClose(ws);
+    wsSocket.write(v.frame(!weftIsClient));
+    const [error] = await errored;
+    expect(error).toBeInstanceOf(Error);
+    await weftClosed;
+    expect((await wsClosed).code).toBe(v.code);
+    expect(weft.readyState).toBe(CLOSED);
+  });
+
+  // weft-specific: a ws socket throws an unhandled 'error' here.
+  it("[weft-specific] without an 'error' listener the weft side still closes and nothing is thrown", async () => {
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown): void => {
+      uncaught.push(err);
+    };
+    process.on('uncaughtException', onUncaught);
+    try {
+      const pair = await openPair(dir);
+      const { weft, ws, wsSocket } = sides(pair);
+      const weftClosed = waitClose(weft);
+      const wsClosed = waitClose(ws);
+      wsSocket.write(VIOLATIONS[0]!.frame(!weftIsClient));
+      await weftClosed;
+      expect((await wsClosed).code).toBe(1002);
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.removeListener('uncaughtException', onUncaught);
+    }
   });
 });

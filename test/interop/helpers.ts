@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, Server as HttpServer } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket, WebSocketServer } from '@weft/core';
 import { WebSocket as WsClient, WebSocketServer as WsServer } from 'ws';
 
@@ -429,6 +429,8 @@ export interface Pair {
   /** The server side of the connection. */
   serverSide: Peer;
   req: IncomingMessage;
+  /** The client's TCP socket, from its 'upgrade' event (if it emitted one). */
+  clientSocket: Socket | undefined;
 }
 
 export interface PairOptions {
@@ -444,9 +446,13 @@ export async function openPair(dir: Direction, options: PairOptions = {}): Promi
   const { server, port, url } = await startServer(dir.server, options.server);
   const connection = waitEvent<[Peer, IncomingMessage]>(server, 'connection');
   const client = connect(dir.client, url + (options.path ?? ''), options.protocols, options.client);
+  let clientSocket: Socket | undefined;
+  client.once('upgrade', (res: IncomingMessage) => {
+    clientSocket = res.socket;
+  });
   const [[serverSide, req]] = await Promise.all([connection, waitOpen(client)]);
   track(serverSide);
-  return { server, port, url, client, serverSide, req };
+  return { server, port, url, client, serverSide, req, clientSocket };
 }
 
 /** The [sender, receiver] of a pair for a given sending side. */
@@ -567,4 +573,17 @@ export function bytesOf(data: SendData): Buffer {
 
 export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * Encode one WebSocket frame by hand (payload < 126 bytes), to inject frames an
+ * engine would never send itself.
+ */
+export function rawFrame(opcode: number, payload: Buffer, mask: boolean, fin = true): Buffer {
+  if (payload.length >= 126) throw new RangeError('rawFrame supports payloads < 126 bytes');
+  const head = Buffer.from([(fin ? 0x80 : 0) | opcode, (mask ? 0x80 : 0) | payload.length]);
+  if (!mask) return Buffer.concat([head, payload]);
+  const key = randomBytes(4);
+  const masked = Buffer.from(payload.map((byte, i) => byte ^ key[i % 4]!));
+  return Buffer.concat([head, key, masked]);
 }
