@@ -6,9 +6,22 @@ import { WebSocketServer } from './server.js';
 import { createWebSocketStream } from './stream.js';
 import { WebSocket } from './websocket.js';
 
-export { WebSocket, WebSocketServer, createWebSocketStream };
-/** `ws` names the server class `Server` too. */
-export { WebSocketServer as Server };
+export { CloseEvent, ErrorEvent, MessageEvent, OpenEvent, WebSocketEvent } from './events.js';
+export type { SendableData } from './protocol/buffers.js';
+export { CloseCode, isValidUserCloseCode, isValidWireCloseCode } from './protocol/close-codes.js';
+export { ReadyState } from './protocol/constants.js';
+export { type WebSocketErrorCode, WebSocketProtocolError } from './protocol/errors.js';
+export { buildFrame, type FrameOptions } from './protocol/frame.js';
+export { usingNativeMasker } from './protocol/mask.js';
+export { Receiver, type ReceiverOptions, type ReceiverSink } from './protocol/receiver.js';
+export type { WriteCallback } from './protocol/sender.js';
+export type {
+  ServerOptions,
+  VerifyClientAsync,
+  VerifyClientInfo,
+  VerifyClientSync,
+  WebSocketServerEventMap,
+} from './server.js';
 export type {
   BinaryType,
   ClientOptions,
@@ -19,21 +32,7 @@ export type {
   WebSocketDomEventMap,
   WebSocketEventMap,
 } from './websocket.js';
-export type {
-  ServerOptions,
-  VerifyClientAsync,
-  VerifyClientInfo,
-  VerifyClientSync,
-  WebSocketServerEventMap,
-} from './server.js';
-export { CloseEvent, ErrorEvent, MessageEvent, OpenEvent, WebSocketEvent } from './events.js';
-export { CloseCode, isValidUserCloseCode, isValidWireCloseCode } from './protocol/close-codes.js';
-export { ReadyState } from './protocol/constants.js';
-export { WebSocketProtocolError, type WebSocketErrorCode } from './protocol/errors.js';
-export type { SendableData } from './protocol/buffers.js';
-export type { WriteCallback } from './protocol/sender.js';
-export { Receiver, type ReceiverOptions, type ReceiverSink } from './protocol/receiver.js';
-export { buildFrame, type FrameOptions } from './protocol/frame.js';
-export { usingNativeMasker } from './protocol/mask.js';
+/** `ws` names the server class `Server` too. */
+export { createWebSocketStream, WebSocket, WebSocketServer, WebSocketServer as Server };
 
 export default WebSocket;

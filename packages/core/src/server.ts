@@ -23,7 +23,12 @@ export type VerifyClientSync = (info: VerifyClientInfo) => boolean;
 /** Decides later: `callback(false, 403, 'Forbidden', headers)` refuses with that answer. */
 export type VerifyClientAsync = (
   info: VerifyClientInfo,
-  callback: (result: boolean, code?: number, message?: string, headers?: OutgoingHttpHeaders) => void,
+  callback: (
+    result: boolean,
+    code?: number,
+    message?: string,
+    headers?: OutgoingHttpHeaders,
+  ) => void,
 ) => void;
 
 /** Options of `new WebSocketServer()`: exactly one of `port`, `server` and `noServer`. */
@@ -48,7 +53,11 @@ export interface ServerOptions<W extends WebSocket = WebSocket> extends Connecti
   /** permessage-deflate; accepted for `ws` compatibility, not negotiated yet (off, as in `ws`). */
   perMessageDeflate?: boolean | object;
   /** The class connections are made of: a subclass of weft's WebSocket. */
-  WebSocket?: new (address: null, protocols?: undefined, options?: ConnectionOptions) => W;
+  WebSocket?: new (
+    address: null,
+    protocols?: undefined,
+    options?: ConnectionOptions,
+  ) => W;
 }
 
 /** The events of a WebSocketServer and their arguments. */
@@ -73,7 +82,9 @@ const upgradedSockets = new WeakSet<Duplex>();
 const serversByHttpServer = new WeakMap<http.Server | https.Server, WebSocketServer<WebSocket>[]>();
 
 /** A WebSocket server with the API of `ws`'s WebSocketServer. */
-export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitter<WebSocketServerEventMap<W>> {
+export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitter<
+  WebSocketServerEventMap<W>
+> {
   /** The open connections (when `clientTracking` is on). */
   readonly clients: Set<W>;
   readonly options: Readonly<ServerOptions<W>>;
@@ -85,9 +96,14 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
   constructor(options: ServerOptions<W>, callback?: () => void) {
     super();
     const hasPort = options.port !== undefined && options.port !== null;
-    const modes = Number(hasPort) + Number(options.server !== undefined && options.server !== null) + Number(options.noServer === true);
+    const modes =
+      Number(hasPort) +
+      Number(options.server !== undefined && options.server !== null) +
+      Number(options.noServer === true);
     if (modes !== 1) {
-      throw new TypeError('One and only one of the "port", "server", or "noServer" options must be specified');
+      throw new TypeError(
+        'One and only one of the "port", "server", or "noServer" options must be specified',
+      );
     }
     this.options = { maxPayload: DEFAULT_MAX_PAYLOAD, clientTracking: true, ...options };
     this.clients = new Set();
@@ -95,7 +111,14 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     if (hasPort) {
       const server = http.createServer((_request, response) => {
         const body = STATUS_CODES[426] ?? 'Upgrade Required';
-        response.writeHead(426, { 'Content-Length': Buffer.byteLength(body), 'Content-Type': 'text/plain' });
+        // 426 must name the protocol to upgrade to (RFC 9110 §15.5.22); a WebSocket-only
+        // server has no use for an idle keep-alive connection.
+        response.writeHead(426, {
+          'Content-Length': Buffer.byteLength(body),
+          'Content-Type': 'text/plain',
+          Upgrade: 'websocket',
+          Connection: 'close',
+        });
         response.end(body);
       });
       this.#ownsServer = true;
@@ -125,7 +148,12 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
    * Completes the opening handshake on `socket`, or answers it with an HTTP error. On
    * success `callback` gets the open WebSocket.
    */
-  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, callback: (socket: W, request: IncomingMessage) => void): void {
+  handleUpgrade(
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    callback: (socket: W, request: IncomingMessage) => void,
+  ): void {
     socket.on('error', destroySocket);
     const check = checkUpgradeRequest(request);
     if (!check.ok) {
@@ -139,8 +167,13 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     }
     const version = request.headers['sec-websocket-version'];
     const info: VerifyClientInfo = {
-      origin: version === '8' ? (request.headers['sec-websocket-origin'] as string | undefined) : request.headers.origin,
-      secure: Boolean((request.socket as TLSSocket).authorized || (request.socket as TLSSocket).encrypted),
+      origin:
+        version === '8'
+          ? (request.headers['sec-websocket-origin'] as string | undefined)
+          : request.headers.origin,
+      secure: Boolean(
+        (request.socket as TLSSocket).authorized || (request.socket as TLSSocket).encrypted,
+      ),
       req: request,
     };
     if (verifyClient.length === 2) {
@@ -170,7 +203,9 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
       return;
     }
     if (upgradedSockets.has(socket)) {
-      throw new Error('server.handleUpgrade() was called more than once with the same socket, possibly due to a misconfiguration');
+      throw new Error(
+        'server.handleUpgrade() was called more than once with the same socket, possibly due to a misconfiguration',
+      );
     }
     if (this.#state !== RUNNING) {
       rejectHandshake(socket, 503, 'The WebSocket server is shutting down');
@@ -178,10 +213,17 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     }
     upgradedSockets.add(socket);
 
-    const headers = ['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Accept: ${acceptKey(key)}`];
+    const headers = [
+      'HTTP/1.1 101 Switching Protocols',
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      `Sec-WebSocket-Accept: ${acceptKey(key)}`,
+    ];
     let protocol = '';
     if (protocols.size > 0) {
-      const chosen = this.options.handleProtocols ? this.options.handleProtocols(protocols, request) : protocols.values().next().value;
+      const chosen = this.options.handleProtocols
+        ? this.options.handleProtocols(protocols, request)
+        : protocols.values().next().value;
       if (typeof chosen === 'string' && chosen !== '') {
         protocol = chosen;
         headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
@@ -192,7 +234,8 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     socket.removeListener('error', destroySocket);
 
     const options = this.options;
-    const WebSocketClass = options.WebSocket ?? (WebSocket as unknown as NonNullable<ServerOptions<W>['WebSocket']>);
+    const WebSocketClass =
+      options.WebSocket ?? (WebSocket as unknown as NonNullable<ServerOptions<W>['WebSocket']>);
     const ws = new WebSocketClass(null, undefined, {
       autoPong: options.autoPong,
       closeTimeout: options.closeTimeout,
@@ -207,7 +250,12 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
       this.clients.add(ws);
       ws.on('close', () => {
         this.clients.delete(ws);
-        if (this.#state === CLOSING && this.clients.size === 0 && (!this.#ownsServer || this.#server === null)) this.#emitClose();
+        if (
+          this.#state === CLOSING &&
+          this.clients.size === 0 &&
+          (!this.#ownsServer || this.#server === null)
+        )
+          this.#emitClose();
       });
     }
     callback(ws, request);
@@ -222,7 +270,12 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     clientError: boolean,
   ): void {
     if (clientError && this.listenerCount('wsClientError') > 0) {
-      this.emit('wsClientError', new Error(message ?? STATUS_CODES[status] ?? 'Invalid handshake'), socket, request);
+      this.emit(
+        'wsClientError',
+        new Error(message ?? STATUS_CODES[status] ?? 'Invalid handshake'),
+        socket,
+        request,
+      );
       return;
     }
     rejectHandshake(socket, status, message, headers);
@@ -294,7 +347,9 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
       server.removeListener('listening', onListening);
       server.removeListener('error', onError);
       server.removeListener('upgrade', onUpgrade);
-      const remaining = (serversByHttpServer.get(server) ?? []).filter((other) => other !== (this as unknown as WebSocketServer<WebSocket>));
+      const remaining = (serversByHttpServer.get(server) ?? []).filter(
+        (other) => other !== (this as unknown as WebSocketServer<WebSocket>),
+      );
       serversByHttpServer.set(server, remaining);
     };
   }

@@ -7,7 +7,13 @@ import { CloseEvent, ErrorEvent, MessageEvent, OpenEvent, type WebSocketEvent } 
 import { ClientHandshake } from './handshake/client-handshake.js';
 import { parseClientUrl } from './handshake/client-url.js';
 import { isToken } from './handshake/subprotocols.js';
-import { concatFragments, isBlob, type SendableData, toArrayBuffer, toBuffer } from './protocol/buffers.js';
+import {
+  concatFragments,
+  isBlob,
+  type SendableData,
+  toArrayBuffer,
+  toBuffer,
+} from './protocol/buffers.js';
 import { CloseCode, isValidUserCloseCode } from './protocol/close-codes.js';
 import {
   DEFAULT_CLOSE_TIMEOUT,
@@ -59,7 +65,12 @@ export interface ConnectionOptions {
 }
 
 /** Options of `new WebSocket(address, protocols, options)`; unknown keys go to `http(s).request`. */
-export interface ClientOptions extends ConnectionOptions, Omit<https.RequestOptions, 'timeout' | 'method' | 'path' | 'host' | 'hostname' | 'port' | 'socketPath' | 'protocol'> {
+export interface ClientOptions
+  extends ConnectionOptions,
+    Omit<
+      https.RequestOptions,
+      'timeout' | 'method' | 'path' | 'host' | 'hostname' | 'port' | 'socketPath' | 'protocol'
+    > {
   /** Sec-WebSocket-Version to send: 13 (default) or 8. */
   protocolVersion?: 8 | 13;
   /** Milliseconds the whole opening handshake may take. No limit by default. */
@@ -184,7 +195,11 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
    * Throws a SyntaxError at once for a malformed address or subprotocol list.
    * Servers create their connections with `address` null.
    */
-  constructor(address: string | URL | null, protocols?: string | readonly string[] | ClientOptions, options?: ClientOptions) {
+  constructor(
+    address: string | URL | null,
+    protocols?: string | readonly string[] | ClientOptions,
+    options?: ClientOptions,
+  ) {
     super();
     let protocolList: readonly string[] = [];
     let clientOptions: ClientOptions = {};
@@ -238,7 +253,12 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   }
 
   set binaryType(type: BinaryType) {
-    if (type === 'nodebuffer' || type === 'arraybuffer' || type === 'fragments' || type === 'blob') {
+    if (
+      type === 'nodebuffer' ||
+      type === 'arraybuffer' ||
+      type === 'fragments' ||
+      type === 'blob'
+    ) {
       this.#binaryType = type;
     }
   }
@@ -264,7 +284,11 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
    */
   send(data: SendableData, callback?: WriteCallback): void;
   send(data: SendableData, options: SendOptions, callback?: WriteCallback): void;
-  send(data: SendableData, optionsOrCallback?: SendOptions | WriteCallback, maybeCallback?: WriteCallback): void {
+  send(
+    data: SendableData,
+    optionsOrCallback?: SendOptions | WriteCallback,
+    maybeCallback?: WriteCallback,
+  ): void {
     const options = typeof optionsOrCallback === 'object' ? optionsOrCallback : {};
     const callback = typeof optionsOrCallback === 'function' ? optionsOrCallback : maybeCallback;
     if (this.#readyState === ReadyState.CONNECTING) throw this.#notOpenError();
@@ -290,12 +314,18 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     this.#sendControl(Opcode.Pong, data, mask, callback);
   }
 
-  #sendControl(opcode: number, data: SendableData | undefined, mask: boolean | undefined, callback: WriteCallback | undefined): void {
+  #sendControl(
+    opcode: number,
+    data: SendableData | undefined,
+    mask: boolean | undefined,
+    callback: WriteCallback | undefined,
+  ): void {
     if (this.#readyState === ReadyState.CONNECTING) throw this.#notOpenError();
     if (typeof data === 'number') data = String(data);
     if (isBlob(data)) throw new TypeError('A ping or pong payload cannot be a Blob');
     const payload = data === undefined ? EMPTY_BUFFER : toBuffer(data);
-    if (payload.length > MAX_CONTROL_PAYLOAD) throw new RangeError('The data size must not be greater than 125 bytes');
+    if (payload.length > MAX_CONTROL_PAYLOAD)
+      throw new RangeError('The data size must not be greater than 125 bytes');
     if (this.#readyState !== ReadyState.OPEN) {
       this.#refuseAfterClose(payload, callback);
       return;
@@ -305,7 +335,11 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
 
   #refuseAfterClose(data: SendableData, callback: WriteCallback | undefined): void {
     if (data !== undefined) {
-      this.#bufferedAfterClose += isBlob(data) ? data.size : typeof data === 'number' ? String(data).length : toBuffer(data).length;
+      this.#bufferedAfterClose += isBlob(data)
+        ? data.size
+        : typeof data === 'number'
+          ? String(data).length
+          : toBuffer(data).length;
     }
     if (callback !== undefined) process.nextTick(callback, this.#notOpenError());
   }
@@ -326,7 +360,12 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     if (code !== undefined && (typeof code !== 'number' || !isValidUserCloseCode(code))) {
       throw new TypeError('First argument must be a valid error code number (1000 or 3000-4999)');
     }
-    const reasonBytes = reason === undefined ? EMPTY_BUFFER : typeof reason === 'string' ? Buffer.from(reason) : reason;
+    const reasonBytes =
+      reason === undefined
+        ? EMPTY_BUFFER
+        : typeof reason === 'string'
+          ? Buffer.from(reason)
+          : reason;
     if (reasonBytes.length > MAX_CLOSE_REASON_BYTES) {
       throw new SyntaxError('The message must not be greater than 123 bytes');
     }
@@ -384,7 +423,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
 
   /** Stops reading from the socket (TCP backpressure reaches the peer). */
   pause(): void {
-    if (this.#readyState === ReadyState.CONNECTING || this.#readyState === ReadyState.CLOSED) return;
+    if (this.#readyState === ReadyState.CONNECTING || this.#readyState === ReadyState.CLOSED)
+      return;
     this.#paused = true;
     this.#receiver?.pause();
     this.#socket?.pause();
@@ -392,13 +432,18 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
 
   /** Resumes reading after `pause()`. */
   resume(): void {
-    if (this.#readyState === ReadyState.CONNECTING || this.#readyState === ReadyState.CLOSED) return;
+    if (this.#readyState === ReadyState.CONNECTING || this.#readyState === ReadyState.CLOSED)
+      return;
     this.#paused = false;
     this.#resumeReading();
   }
 
   #resumeReading(): void {
-    if (this.#heldMessages !== null && this.#readyState === ReadyState.OPEN && this.#heldBytes >= HELD_MESSAGES_BYTE_BUDGET) {
+    if (
+      this.#heldMessages !== null &&
+      this.#readyState === ReadyState.OPEN &&
+      this.#heldBytes >= HELD_MESSAGES_BYTE_BUDGET
+    ) {
       return;
     }
     this.#receiver?.resume();
@@ -418,7 +463,9 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     }
     const protocolVersion = options.protocolVersion ?? 13;
     if (protocolVersion !== 8 && protocolVersion !== 13) {
-      throw new RangeError(`Unsupported protocol version: ${String(protocolVersion)} (supported versions are 8, 13)`);
+      throw new RangeError(
+        `Unsupported protocol version: ${String(protocolVersion)} (supported versions are 8, 13)`,
+      );
     }
     this.#url = target.url.href;
     const {
@@ -498,17 +545,28 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     if (options.protocol !== undefined) this.#protocol = options.protocol;
     if (options.extensions !== undefined) this.#extensions = options.extensions;
     if (options.maxPayload !== undefined) this.#maxPayload = options.maxPayload;
-    if (options.skipUTF8Validation !== undefined) this.#skipUTF8Validation = options.skipUTF8Validation;
-    if (options.allowSynchronousEvents !== undefined) this.#allowSynchronousEvents = options.allowSynchronousEvents;
+    if (options.skipUTF8Validation !== undefined)
+      this.#skipUTF8Validation = options.skipUTF8Validation;
+    if (options.allowSynchronousEvents !== undefined)
+      this.#allowSynchronousEvents = options.allowSynchronousEvents;
 
     this.#socket = socket;
     this.#receiver = new Receiver(
-      { isServer: this.#isServer, maxPayload: this.#maxPayload, skipUTF8Validation: this.#skipUTF8Validation },
+      {
+        isServer: this.#isServer,
+        maxPayload: this.#maxPayload,
+        skipUTF8Validation: this.#skipUTF8Validation,
+      },
       this.#receiverSink(),
     );
-    this.#sender = new Sender(socket, (error) => this.#failConnection(CloseCode.InternalError, error));
+    this.#sender = new Sender(socket, (error) =>
+      this.#failConnection(CloseCode.InternalError, error),
+    );
 
-    const netSocket = socket as Duplex & { setNoDelay?: (noDelay: boolean) => void; setTimeout?: (ms: number) => void };
+    const netSocket = socket as Duplex & {
+      setNoDelay?: (noDelay: boolean) => void;
+      setTimeout?: (ms: number) => void;
+    };
     netSocket.setTimeout?.(0);
     netSocket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.#receiver!.write(chunk));
@@ -549,7 +607,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     let data: RawData;
     if (!isBinary) data = concatFragments(fragments, length);
     else if (this.#binaryType === 'nodebuffer') data = concatFragments(fragments, length);
-    else if (this.#binaryType === 'arraybuffer') data = toArrayBuffer(concatFragments(fragments, length));
+    else if (this.#binaryType === 'arraybuffer')
+      data = toArrayBuffer(concatFragments(fragments, length));
     else if (this.#binaryType === 'blob') data = new Blob(fragments);
     else data = fragments;
 
@@ -561,9 +620,17 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   }
 
   /** Emits a received event, spacing events out across ticks when asked to. */
-  #emitReceived<K extends 'message' | 'ping' | 'pong'>(event: K, ...args: WebSocketEventMap[K]): void {
+  #emitReceived<K extends 'message' | 'ping' | 'pong'>(
+    event: K,
+    ...args: WebSocketEventMap[K]
+  ): void {
     (this.emit as (event: K, ...args: WebSocketEventMap[K]) => boolean)(event, ...args);
-    if (!this.#allowSynchronousEvents && !this.#deferredEvents && this.#receiver !== null && !this.#receiver.stopped) {
+    if (
+      !this.#allowSynchronousEvents &&
+      !this.#deferredEvents &&
+      this.#receiver !== null &&
+      !this.#receiver.stopped
+    ) {
       this.#deferredEvents = true;
       this.#receiver.pause();
       setImmediate(() => {
@@ -603,7 +670,11 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     this.#failed = true;
     this.#receiver?.stop();
     if (this.#readyState === ReadyState.OPEN) this.#readyState = ReadyState.CLOSING;
-    if (this.#readyState === ReadyState.CLOSING && this.#socket !== null && !this.#socket.destroyed) {
+    if (
+      this.#readyState === ReadyState.CLOSING &&
+      this.#socket !== null &&
+      !this.#socket.destroyed
+    ) {
       this.#sendCloseFrame(code, EMPTY_BUFFER);
       this.#endSocketIfClosed();
       this.#socket.resume();
@@ -646,14 +717,19 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     if (this.#closeEmitted) return;
     this.#closeEmitted = true;
     this.#readyState = ReadyState.CLOSED;
-    if (this.#heldMessages !== null && this.listenerCount('message') > 0) this.#releaseHeldMessages();
+    if (this.#heldMessages !== null && this.listenerCount('message') > 0)
+      this.#releaseHeldMessages();
     this.emit('close', this.#closeCode, this.#closeReason);
   }
 
   // ---- the browser-style API -------------------------------------------------------------
 
   /** Adds a browser-style listener; `once` removes it after its first call. */
-  addEventListener<T extends DomEventType>(type: T, listener: DomListener<T>, options: { once?: boolean } = {}): void {
+  addEventListener<T extends DomEventType>(
+    type: T,
+    listener: DomListener<T>,
+    options: { once?: boolean } = {},
+  ): void {
     this.#addDomListener(type, listener, options.once ?? false, false);
   }
 
@@ -667,7 +743,12 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     }
   }
 
-  #addDomListener<T extends DomEventType>(type: T, listener: DomListener<T>, once: boolean, attribute: boolean): void {
+  #addDomListener<T extends DomEventType>(
+    type: T,
+    listener: DomListener<T>,
+    once: boolean,
+    attribute: boolean,
+  ): void {
     for (const wrapped of this.listeners(type) as WrappedListener[]) {
       if (!attribute && wrapped[LISTENER] === listener && !wrapped[ATTRIBUTE]) return;
     }
@@ -680,14 +761,23 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     switch (type) {
       case 'message':
         wrapped = (data: RawData, isBinary: boolean) =>
-          call(new MessageEvent('message', { data: isBinary ? data : (data as Buffer).toString() }));
+          call(
+            new MessageEvent('message', { data: isBinary ? data : (data as Buffer).toString() }),
+          );
         break;
       case 'close':
         wrapped = (code: number, reason: Buffer) =>
-          call(new CloseEvent('close', { code, reason: reason.toString(), wasClean: this.#closeFrameReceived && this.#closeFrameSent }));
+          call(
+            new CloseEvent('close', {
+              code,
+              reason: reason.toString(),
+              wasClean: this.#closeFrameReceived && this.#closeFrameSent,
+            }),
+          );
         break;
       case 'error':
-        wrapped = (error: Error) => call(new ErrorEvent('error', { error, message: error.message }));
+        wrapped = (error: Error) =>
+          call(new ErrorEvent('error', { error, message: error.message }));
         break;
       default:
         wrapped = () => call(new OpenEvent(type));
@@ -716,25 +806,33 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   }
 
   get onopen(): ((this: WebSocket, event: OpenEvent<WebSocket>) => void) | null {
-    return this.#getAttribute('open') as ((this: WebSocket, event: OpenEvent<WebSocket>) => void) | null;
+    return this.#getAttribute('open') as
+      | ((this: WebSocket, event: OpenEvent<WebSocket>) => void)
+      | null;
   }
   set onopen(handler: ((this: WebSocket, event: OpenEvent<WebSocket>) => void) | null) {
     this.#setAttribute('open', handler);
   }
   get onmessage(): ((this: WebSocket, event: MessageEvent<WebSocket>) => void) | null {
-    return this.#getAttribute('message') as ((this: WebSocket, event: MessageEvent<WebSocket>) => void) | null;
+    return this.#getAttribute('message') as
+      | ((this: WebSocket, event: MessageEvent<WebSocket>) => void)
+      | null;
   }
   set onmessage(handler: ((this: WebSocket, event: MessageEvent<WebSocket>) => void) | null) {
     this.#setAttribute('message', handler);
   }
   get onclose(): ((this: WebSocket, event: CloseEvent<WebSocket>) => void) | null {
-    return this.#getAttribute('close') as ((this: WebSocket, event: CloseEvent<WebSocket>) => void) | null;
+    return this.#getAttribute('close') as
+      | ((this: WebSocket, event: CloseEvent<WebSocket>) => void)
+      | null;
   }
   set onclose(handler: ((this: WebSocket, event: CloseEvent<WebSocket>) => void) | null) {
     this.#setAttribute('close', handler);
   }
   get onerror(): ((this: WebSocket, event: ErrorEvent<WebSocket>) => void) | null {
-    return this.#getAttribute('error') as ((this: WebSocket, event: ErrorEvent<WebSocket>) => void) | null;
+    return this.#getAttribute('error') as
+      | ((this: WebSocket, event: ErrorEvent<WebSocket>) => void)
+      | null;
   }
   set onerror(handler: ((this: WebSocket, event: ErrorEvent<WebSocket>) => void) | null) {
     this.#setAttribute('error', handler);

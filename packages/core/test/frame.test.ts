@@ -13,7 +13,8 @@ function parse(bytes: Buffer, isServer: boolean): Array<{ data: Buffer; isBinary
   const receiver = new Receiver(
     { isServer, maxPayload: 0, skipUTF8Validation: false },
     {
-      onMessage: (fragments, length, isBinary) => messages.push({ data: Buffer.concat(fragments, length), isBinary }),
+      onMessage: (fragments, length, isBinary) =>
+        messages.push({ data: Buffer.concat(fragments, length), isBinary }),
       onPing: () => {},
       onPong: () => {},
       onClose: () => {},
@@ -28,7 +29,15 @@ function parse(bytes: Buffer, isServer: boolean): Array<{ data: Buffer; isBinary
 
 describe('buildFrame', () => {
   it('uses the 7-bit, 16-bit and 64-bit length forms at their boundaries', () => {
-    const header = (length: number) => bytesOf(buildFrame(Buffer.alloc(length), { opcode: Opcode.Binary, fin: true, rsv1: false, mask: false }));
+    const header = (length: number) =>
+      bytesOf(
+        buildFrame(Buffer.alloc(length), {
+          opcode: Opcode.Binary,
+          fin: true,
+          rsv1: false,
+          mask: false,
+        }),
+      );
     expect(header(125).subarray(0, 2)).toEqual(Buffer.from([0x82, 125]));
     expect(header(126).subarray(0, 4)).toEqual(Buffer.from([0x82, 126, 0, 126]));
     expect(header(65535).subarray(0, 4)).toEqual(Buffer.from([0x82, 126, 0xff, 0xff]));
@@ -36,14 +45,30 @@ describe('buildFrame', () => {
   });
 
   it('sets FIN, RSV1 and the opcode', () => {
-    const frame = bytesOf(buildFrame(Buffer.from('x'), { opcode: Opcode.Continuation, fin: false, rsv1: true, mask: false }));
+    const frame = bytesOf(
+      buildFrame(Buffer.from('x'), {
+        opcode: Opcode.Continuation,
+        fin: false,
+        rsv1: true,
+        mask: false,
+      }),
+    );
     expect(frame[0]).toBe(0x40);
-    expect(bytesOf(buildFrame(Buffer.alloc(0), { opcode: Opcode.Ping, fin: true, rsv1: false, mask: false }))).toEqual(Buffer.from([0x89, 0]));
+    expect(
+      bytesOf(
+        buildFrame(Buffer.alloc(0), { opcode: Opcode.Ping, fin: true, rsv1: false, mask: false }),
+      ),
+    ).toEqual(Buffer.from([0x89, 0]));
   });
 
   it('keeps a large unmasked payload as its own buffer (no copy)', () => {
     const payload = Buffer.alloc(4096, 1);
-    const frame = buildFrame(payload, { opcode: Opcode.Binary, fin: true, rsv1: false, mask: false });
+    const frame = buildFrame(payload, {
+      opcode: Opcode.Binary,
+      fin: true,
+      rsv1: false,
+      mask: false,
+    });
     expect(Array.isArray(frame)).toBe(true);
     expect(Array.isArray(frame) && frame[1]).toBe(payload);
   });
@@ -51,8 +76,12 @@ describe('buildFrame', () => {
   it('masks with a fresh key per frame and leaves the caller buffer intact', () => {
     const payload = Buffer.from('the payload to mask');
     const copy = Buffer.from(payload);
-    const first = bytesOf(buildFrame(payload, { opcode: Opcode.Text, fin: true, rsv1: false, mask: true }));
-    const second = bytesOf(buildFrame(payload, { opcode: Opcode.Text, fin: true, rsv1: false, mask: true }));
+    const first = bytesOf(
+      buildFrame(payload, { opcode: Opcode.Text, fin: true, rsv1: false, mask: true }),
+    );
+    const second = bytesOf(
+      buildFrame(payload, { opcode: Opcode.Text, fin: true, rsv1: false, mask: true }),
+    );
     expect(payload).toEqual(copy);
     expect(first[1]! & 0x80).toBe(0x80);
     expect(first.subarray(2, 6)).not.toEqual(second.subarray(2, 6));
@@ -63,7 +92,9 @@ describe('buildFrame', () => {
       it(`round-trips a ${size}-byte payload through the receiver (${mask ? 'masked' : 'unmasked'})`, () => {
         const payload = Buffer.alloc(size);
         for (let i = 0; i < size; i++) payload[i] = (i * 31) & 0xff;
-        const frame = bytesOf(buildFrame(payload, { opcode: Opcode.Binary, fin: true, rsv1: false, mask }));
+        const frame = bytesOf(
+          buildFrame(payload, { opcode: Opcode.Binary, fin: true, rsv1: false, mask }),
+        );
         const [message] = parse(frame, mask);
         expect(message?.isBinary).toBe(true);
         expect(message?.data.equals(payload)).toBe(true);

@@ -14,10 +14,15 @@ export interface RawFrame {
 }
 
 export function rawFrame(frame: RawFrame): Buffer {
-  const payload = typeof frame.payload === 'string' ? Buffer.from(frame.payload) : (frame.payload ?? Buffer.alloc(0));
+  const payload =
+    typeof frame.payload === 'string'
+      ? Buffer.from(frame.payload)
+      : (frame.payload ?? Buffer.alloc(0));
   const length = frame.declaredLength ?? payload.length;
   const bits = frame.lengthBits ?? (length < 126 ? 7 : length < 65536 ? 16 : 64);
-  const head: number[] = [((frame.fin ?? true) ? 0x80 : 0) | ((frame.rsv ?? 0) << 4) | frame.opcode];
+  const head: number[] = [
+    ((frame.fin ?? true) ? 0x80 : 0) | ((frame.rsv ?? 0) << 4) | frame.opcode,
+  ];
   const maskBit = frame.mask ? 0x80 : 0;
   if (bits === 7) head.push(maskBit | length);
   else if (bits === 16) head.push(maskBit | 126, (length >> 8) & 0xff, length & 0xff);

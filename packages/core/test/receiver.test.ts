@@ -16,12 +16,22 @@ function makeReceiver(options: Partial<ReceiverOptions> = {}) {
     { isServer: true, maxPayload: 0, skipUTF8Validation: false, ...options },
     {
       onMessage: (fragments, length, isBinary) =>
-        events.push({ type: 'message', data: Buffer.concat(fragments, length), isBinary, fragments: fragments.length }),
+        events.push({
+          type: 'message',
+          data: Buffer.concat(fragments, length),
+          isBinary,
+          fragments: fragments.length,
+        }),
       onPing: (data) => events.push({ type: 'ping', data: Buffer.from(data) }),
       onPong: (data) => events.push({ type: 'pong', data: Buffer.from(data) }),
       onClose: (code, reason) => events.push({ type: 'close', code, reason: reason.toString() }),
       onError: (error: WebSocketProtocolError) =>
-        events.push({ type: 'error', closeCode: error.closeCode, code: error.code, message: error.message }),
+        events.push({
+          type: 'error',
+          closeCode: error.closeCode,
+          code: error.code,
+          message: error.message,
+        }),
     },
   );
   return { receiver, events };
@@ -32,13 +42,18 @@ function masked(frame: RawFrame): Buffer {
   return rawFrame({ mask: true, ...frame });
 }
 
-function feed(receiver: Receiver, bytes: Buffer, split: 'whole' | 'bytewise' | number = 'whole'): void {
+function feed(
+  receiver: Receiver,
+  bytes: Buffer,
+  split: 'whole' | 'bytewise' | number = 'whole',
+): void {
   if (split === 'whole') {
     receiver.write(Buffer.from(bytes));
     return;
   }
   const step = split === 'bytewise' ? 1 : split;
-  for (let i = 0; i < bytes.length; i += step) receiver.write(Buffer.from(bytes.subarray(i, i + step)));
+  for (let i = 0; i < bytes.length; i += step)
+    receiver.write(Buffer.from(bytes.subarray(i, i + step)));
 }
 
 function errorOf(events: Event[]) {
@@ -63,7 +78,16 @@ describe('Receiver: valid streams', () => {
     it(`parses every frame kind when the bytes arrive ${split === 'whole' ? 'at once' : `in pieces of ${split}`}`, () => {
       const { receiver, events } = makeReceiver();
       feed(receiver, stream, split);
-      expect(events.map((event) => event.type)).toEqual(['message', 'message', 'message', 'message', 'message', 'ping', 'pong', 'close']);
+      expect(events.map((event) => event.type)).toEqual([
+        'message',
+        'message',
+        'message',
+        'message',
+        'message',
+        'ping',
+        'pong',
+        'close',
+      ]);
       const [text, binary, empty, big, medium, ping, , close] = events;
       expect(text).toMatchObject({ isBinary: false });
       expect(text?.type === 'message' && text.data.toString()).toBe('héllo wörld');
@@ -103,7 +127,11 @@ describe('Receiver: valid streams', () => {
     const { receiver, events } = makeReceiver();
     const bytes = Buffer.from('κόσμε 😀');
     const frames = [...bytes].map((byte, i) =>
-      masked({ opcode: i === 0 ? Opcode.Text : Opcode.Continuation, fin: i === bytes.length - 1, payload: Buffer.from([byte]) }),
+      masked({
+        opcode: i === 0 ? Opcode.Text : Opcode.Continuation,
+        fin: i === bytes.length - 1,
+        payload: Buffer.from([byte]),
+      }),
     );
     feed(receiver, Buffer.concat(frames));
     expect(events).toHaveLength(1);
@@ -118,23 +146,49 @@ describe('Receiver: valid streams', () => {
 
   it('reports a close frame without a body as 1005 and ignores what follows', () => {
     const { receiver, events } = makeReceiver();
-    feed(receiver, Buffer.concat([masked({ opcode: Opcode.Close }), masked({ opcode: Opcode.Text, payload: 'late' })]));
+    feed(
+      receiver,
+      Buffer.concat([
+        masked({ opcode: Opcode.Close }),
+        masked({ opcode: Opcode.Text, payload: 'late' }),
+      ]),
+    );
     expect(events).toEqual([{ type: 'close', code: 1005, reason: '' }]);
   });
 
   it('delivers nothing while paused and everything, in order, on resume', () => {
     const { receiver, events } = makeReceiver();
     receiver.pause();
-    feed(receiver, Buffer.concat([masked({ opcode: Opcode.Text, payload: 'a' }), masked({ opcode: Opcode.Text, payload: 'b' })]));
+    feed(
+      receiver,
+      Buffer.concat([
+        masked({ opcode: Opcode.Text, payload: 'a' }),
+        masked({ opcode: Opcode.Text, payload: 'b' }),
+      ]),
+    );
     expect(events).toEqual([]);
     receiver.resume();
-    expect(events.map((event) => event.type === 'message' && event.data.toString())).toEqual(['a', 'b']);
+    expect(events.map((event) => event.type === 'message' && event.data.toString())).toEqual([
+      'a',
+      'b',
+    ]);
   });
 });
 
 describe('Receiver: protocol violations carry their close code', () => {
-  const cases: Array<{ name: string; bytes: () => Buffer; closeCode: number; code: string; options?: Partial<ReceiverOptions> }> = [
-    { name: 'an unmasked frame from a client', bytes: () => rawFrame({ opcode: Opcode.Text, payload: 'x' }), closeCode: 1002, code: 'WS_ERR_EXPECTED_MASK' },
+  const cases: Array<{
+    name: string;
+    bytes: () => Buffer;
+    closeCode: number;
+    code: string;
+    options?: Partial<ReceiverOptions>;
+  }> = [
+    {
+      name: 'an unmasked frame from a client',
+      bytes: () => rawFrame({ opcode: Opcode.Text, payload: 'x' }),
+      closeCode: 1002,
+      code: 'WS_ERR_EXPECTED_MASK',
+    },
     {
       name: 'a masked frame from a server',
       bytes: () => masked({ opcode: Opcode.Text, payload: 'x' }),
@@ -142,31 +196,70 @@ describe('Receiver: protocol violations carry their close code', () => {
       code: 'WS_ERR_UNEXPECTED_MASK',
       options: { isServer: false },
     },
-    { name: 'RSV1 without an extension', bytes: () => masked({ opcode: Opcode.Text, rsv: 4, payload: 'x' }), closeCode: 1002, code: 'WS_ERR_UNEXPECTED_RSV_1' },
-    { name: 'RSV2', bytes: () => masked({ opcode: Opcode.Text, rsv: 2, payload: 'x' }), closeCode: 1002, code: 'WS_ERR_UNEXPECTED_RSV_2_3' },
-    { name: 'RSV3', bytes: () => masked({ opcode: Opcode.Binary, rsv: 1 }), closeCode: 1002, code: 'WS_ERR_UNEXPECTED_RSV_2_3' },
+    {
+      name: 'RSV1 without an extension',
+      bytes: () => masked({ opcode: Opcode.Text, rsv: 4, payload: 'x' }),
+      closeCode: 1002,
+      code: 'WS_ERR_UNEXPECTED_RSV_1',
+    },
+    {
+      name: 'RSV2',
+      bytes: () => masked({ opcode: Opcode.Text, rsv: 2, payload: 'x' }),
+      closeCode: 1002,
+      code: 'WS_ERR_UNEXPECTED_RSV_2_3',
+    },
+    {
+      name: 'RSV3',
+      bytes: () => masked({ opcode: Opcode.Binary, rsv: 1 }),
+      closeCode: 1002,
+      code: 'WS_ERR_UNEXPECTED_RSV_2_3',
+    },
     ...[3, 4, 5, 6, 7, 11, 12, 13, 14, 15].map((opcode) => ({
       name: `reserved opcode ${opcode}`,
       bytes: () => masked({ opcode }),
       closeCode: 1002,
       code: 'WS_ERR_INVALID_OPCODE',
     })),
-    { name: 'a continuation with no message started', bytes: () => masked({ opcode: Opcode.Continuation, payload: 'x' }), closeCode: 1002, code: 'WS_ERR_INVALID_OPCODE' },
     {
-      name: 'a new message inside a fragmented one',
-      bytes: () => Buffer.concat([masked({ opcode: Opcode.Text, fin: false, payload: 'a' }), masked({ opcode: Opcode.Text, payload: 'b' })]),
+      name: 'a continuation with no message started',
+      bytes: () => masked({ opcode: Opcode.Continuation, payload: 'x' }),
       closeCode: 1002,
       code: 'WS_ERR_INVALID_OPCODE',
     },
-    { name: 'a fragmented ping', bytes: () => masked({ opcode: Opcode.Ping, fin: false }), closeCode: 1002, code: 'WS_ERR_EXPECTED_FIN' },
+    {
+      name: 'a new message inside a fragmented one',
+      bytes: () =>
+        Buffer.concat([
+          masked({ opcode: Opcode.Text, fin: false, payload: 'a' }),
+          masked({ opcode: Opcode.Text, payload: 'b' }),
+        ]),
+      closeCode: 1002,
+      code: 'WS_ERR_INVALID_OPCODE',
+    },
+    {
+      name: 'a fragmented ping',
+      bytes: () => masked({ opcode: Opcode.Ping, fin: false }),
+      closeCode: 1002,
+      code: 'WS_ERR_EXPECTED_FIN',
+    },
     {
       name: 'a ping over 125 bytes',
       bytes: () => masked({ opcode: Opcode.Ping, payload: Buffer.alloc(126) }),
       closeCode: 1002,
       code: 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH',
     },
-    { name: 'a control frame with RSV1', bytes: () => masked({ opcode: Opcode.Close, rsv: 4 }), closeCode: 1002, code: 'WS_ERR_UNEXPECTED_RSV_1' },
-    { name: 'a close frame with a 1-byte body', bytes: () => masked({ opcode: Opcode.Close, payload: Buffer.from([3]) }), closeCode: 1002, code: 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH' },
+    {
+      name: 'a control frame with RSV1',
+      bytes: () => masked({ opcode: Opcode.Close, rsv: 4 }),
+      closeCode: 1002,
+      code: 'WS_ERR_UNEXPECTED_RSV_1',
+    },
+    {
+      name: 'a close frame with a 1-byte body',
+      bytes: () => masked({ opcode: Opcode.Close, payload: Buffer.from([3]) }),
+      closeCode: 1002,
+      code: 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH',
+    },
     ...[0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535].map((code) => ({
       name: `close code ${code}`,
       bytes: () => masked({ opcode: Opcode.Close, payload: closePayload(code) }),
@@ -175,13 +268,32 @@ describe('Receiver: protocol violations carry their close code', () => {
     })),
     {
       name: 'a close reason that is not UTF-8',
-      bytes: () => masked({ opcode: Opcode.Close, payload: closePayload(1000, Buffer.from([0xce, 0xba, 0xe1, 0xbd])) }),
+      bytes: () =>
+        masked({
+          opcode: Opcode.Close,
+          payload: closePayload(1000, Buffer.from([0xce, 0xba, 0xe1, 0xbd])),
+        }),
       closeCode: 1007,
       code: 'WS_ERR_INVALID_UTF8',
     },
-    { name: 'invalid UTF-8 text', bytes: () => masked({ opcode: Opcode.Text, payload: Buffer.from([0x68, 0xff, 0x69]) }), closeCode: 1007, code: 'WS_ERR_INVALID_UTF8' },
-    { name: 'a UTF-16 surrogate in text', bytes: () => masked({ opcode: Opcode.Text, payload: Buffer.from([0xed, 0xa0, 0x80]) }), closeCode: 1007, code: 'WS_ERR_INVALID_UTF8' },
-    { name: 'an overlong encoding in text', bytes: () => masked({ opcode: Opcode.Text, payload: Buffer.from([0xc0, 0xaf]) }), closeCode: 1007, code: 'WS_ERR_INVALID_UTF8' },
+    {
+      name: 'invalid UTF-8 text',
+      bytes: () => masked({ opcode: Opcode.Text, payload: Buffer.from([0x68, 0xff, 0x69]) }),
+      closeCode: 1007,
+      code: 'WS_ERR_INVALID_UTF8',
+    },
+    {
+      name: 'a UTF-16 surrogate in text',
+      bytes: () => masked({ opcode: Opcode.Text, payload: Buffer.from([0xed, 0xa0, 0x80]) }),
+      closeCode: 1007,
+      code: 'WS_ERR_INVALID_UTF8',
+    },
+    {
+      name: 'an overlong encoding in text',
+      bytes: () => masked({ opcode: Opcode.Text, payload: Buffer.from([0xc0, 0xaf]) }),
+      closeCode: 1007,
+      code: 'WS_ERR_INVALID_UTF8',
+    },
     {
       name: 'text ending inside a character',
       bytes: () => masked({ opcode: Opcode.Text, payload: Buffer.from([0x61, 0xe2, 0x82]) }),
@@ -247,7 +359,9 @@ describe('Receiver: protocol violations carry their close code', () => {
   it('refuses an oversized message from its header, before its payload arrives', () => {
     const { receiver, events } = makeReceiver({ maxPayload: 1024 });
     // Only the header of a 1 GiB frame: the limit must trigger without the bytes.
-    receiver.write(masked({ opcode: Opcode.Binary, lengthBits: 64, declaredLength: 2 ** 30 }).subarray(0, 14));
+    receiver.write(
+      masked({ opcode: Opcode.Binary, lengthBits: 64, declaredLength: 2 ** 30 }).subarray(0, 14),
+    );
     expect(errorOf(events).closeCode).toBe(1009);
     expect(receiver.bufferedBytes).toBe(0);
   });
@@ -256,13 +370,18 @@ describe('Receiver: protocol violations carry their close code', () => {
     const { receiver, events } = makeReceiver();
     receiver.write(masked({ opcode: Opcode.Text, fin: false, payload: 'valid start ' }));
     expect(events).toEqual([]);
-    receiver.write(masked({ opcode: Opcode.Continuation, fin: false, payload: Buffer.from([0xce, 0xba, 0xff]) }));
+    receiver.write(
+      masked({ opcode: Opcode.Continuation, fin: false, payload: Buffer.from([0xce, 0xba, 0xff]) }),
+    );
     expect(errorOf(events).closeCode).toBe(1007);
   });
 
   it('fails invalid UTF-8 in the middle of a frame whose rest has not arrived', () => {
     const { receiver, events } = makeReceiver();
-    const frame = masked({ opcode: Opcode.Text, payload: Buffer.concat([Buffer.from('ok '), Buffer.from([0xc0]), Buffer.alloc(1000, 0x61)]) });
+    const frame = masked({
+      opcode: Opcode.Text,
+      payload: Buffer.concat([Buffer.from('ok '), Buffer.from([0xc0]), Buffer.alloc(1000, 0x61)]),
+    });
     receiver.write(frame.subarray(0, 20));
     expect(errorOf(events).closeCode).toBe(1007);
   });

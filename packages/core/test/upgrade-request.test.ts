@@ -5,7 +5,9 @@ import { parseSubprotocols } from '../src/handshake/subprotocols.js';
 import { checkUpgradeRequest } from '../src/handshake/upgrade-request.js';
 
 function request(headers: Record<string, string>, method = 'GET'): IncomingMessage {
-  const lower = Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
+  const lower = Object.fromEntries(
+    Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]),
+  );
   return { method, headers: lower } as unknown as IncomingMessage;
 }
 
@@ -24,7 +26,16 @@ describe('checkUpgradeRequest (RFC 6455 §4.2.1)', () => {
   });
 
   it('accepts header values in any case, a Connection list, and version 8', () => {
-    expect(checkUpgradeRequest(request({ ...valid, Upgrade: 'WebSocket', Connection: 'keep-alive, Upgrade', 'Sec-WebSocket-Version': '8' }))).toMatchObject({
+    expect(
+      checkUpgradeRequest(
+        request({
+          ...valid,
+          Upgrade: 'WebSocket',
+          Connection: 'keep-alive, Upgrade',
+          'Sec-WebSocket-Version': '8',
+        }),
+      ),
+    ).toMatchObject({
       ok: true,
       version: 8,
     });
@@ -34,10 +45,27 @@ describe('checkUpgradeRequest (RFC 6455 §4.2.1)', () => {
     ['no Upgrade header', { ...valid, Upgrade: '' }, 400],
     ['Upgrade other than websocket', { ...valid, Upgrade: 'h2c' }, 400],
     ['Connection without upgrade', { ...valid, Connection: 'keep-alive' }, 400],
-    ['no Sec-WebSocket-Key', { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13' }, 400],
+    [
+      'no Sec-WebSocket-Key',
+      { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13' },
+      400,
+    ],
     ['a key that is not 16 bytes', { ...valid, 'Sec-WebSocket-Key': 'c2hvcnQ=' }, 400],
-    ['a key that is not base64', { ...valid, 'Sec-WebSocket-Key': '!!!!!!!!!!!!!!!!!!!!!!==' }, 400],
-    ['no version', { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Key': valid['Sec-WebSocket-Key'] }, 400, '13, 8'],
+    [
+      'a key that is not base64',
+      { ...valid, 'Sec-WebSocket-Key': '!!!!!!!!!!!!!!!!!!!!!!==' },
+      400,
+    ],
+    [
+      'no version',
+      {
+        Upgrade: 'websocket',
+        Connection: 'Upgrade',
+        'Sec-WebSocket-Key': valid['Sec-WebSocket-Key'],
+      },
+      400,
+      '13, 8',
+    ],
     ['version 12', { ...valid, 'Sec-WebSocket-Version': '12' }, 426, '13, 8'],
     ['version garbage', { ...valid, 'Sec-WebSocket-Version': 'x' }, 426, '13, 8'],
     ['a malformed subprotocol list', { ...valid, 'Sec-WebSocket-Protocol': 'chat, , x' }, 400],
@@ -45,7 +73,9 @@ describe('checkUpgradeRequest (RFC 6455 §4.2.1)', () => {
   ];
   for (const [name, headers, status, versions] of rejections) {
     it(`answers ${name} with ${status}`, () => {
-      const check = checkUpgradeRequest(request(Object.fromEntries(Object.entries(headers).filter(([, v]) => v !== ''))));
+      const check = checkUpgradeRequest(
+        request(Object.fromEntries(Object.entries(headers).filter(([, v]) => v !== ''))),
+      );
       expect(check.ok).toBe(false);
       if (check.ok) return;
       expect(check.status).toBe(status);

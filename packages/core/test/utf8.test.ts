@@ -45,9 +45,13 @@ describe('Utf8StreamValidator', () => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
       return seed;
     };
-    const alphabet = [0x41, 0x7f, 0x80, 0xbf, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0x9f, 0xa0, 0x8f, 0x90];
+    const alphabet = [
+      0x41, 0x7f, 0x80, 0xbf, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0x9f, 0xa0, 0x8f, 0x90,
+    ];
     for (let round = 0; round < 3000; round++) {
-      const bytes = Buffer.from(Array.from({ length: random() % 12 }, () => alphabet[random() % alphabet.length]!));
+      const bytes = Buffer.from(
+        Array.from({ length: random() % 12 }, () => alphabet[random() % alphabet.length]!),
+      );
       expect(validInPieces(bytes, 1 + (random() % 4))).toBe(isUtf8(bytes));
     }
   });

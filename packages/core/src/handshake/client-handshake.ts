@@ -1,5 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import http, { type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import http, {
+  type ClientRequest,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+} from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { acceptKey } from './accept-key.js';
@@ -44,12 +48,20 @@ export class ClientHandshake {
   #redirects = 0;
   #done = false;
 
-  constructor(target: ClientTarget, protocols: readonly string[], options: ClientHandshakeOptions, events: ClientHandshakeEvents) {
+  constructor(
+    target: ClientTarget,
+    protocols: readonly string[],
+    options: ClientHandshakeOptions,
+    events: ClientHandshakeEvents,
+  ) {
     this.#options = options;
     this.#protocols = protocols;
     this.#events = events;
     if (options.handshakeTimeout !== undefined && options.handshakeTimeout > 0) {
-      this.#timer = setTimeout(() => this.#fail(new Error('Opening handshake has timed out')), options.handshakeTimeout);
+      this.#timer = setTimeout(
+        () => this.#fail(new Error('Opening handshake has timed out')),
+        options.handshakeTimeout,
+      );
     }
     this.#send(target, { ...normalizeHeaders(options.headers) });
   }
@@ -69,11 +81,21 @@ export class ClientHandshake {
       Connection: 'Upgrade',
       Upgrade: 'websocket',
     };
-    if (this.#protocols.length > 0) requestHeaders['Sec-WebSocket-Protocol'] = this.#protocols.join(',');
+    if (this.#protocols.length > 0)
+      requestHeaders['Sec-WebSocket-Protocol'] = this.#protocols.join(',');
     if (options.origin !== undefined) {
-      requestHeaders[options.protocolVersion === 13 ? 'Origin' : 'Sec-WebSocket-Origin'] = options.origin;
+      requestHeaders[options.protocolVersion === 13 ? 'Origin' : 'Sec-WebSocket-Origin'] =
+        options.origin;
     }
-    const { headers: _ignored, handshakeTimeout: _t, followRedirects: _f, maxRedirects: _m, origin: _o, protocolVersion: _v, ...passThrough } = options;
+    const {
+      headers: _ignored,
+      handshakeTimeout: _t,
+      followRedirects: _f,
+      maxRedirects: _m,
+      origin: _o,
+      protocolVersion: _v,
+      ...passThrough
+    } = options;
     const requestOptions: https.RequestOptions = {
       ...passThrough,
       method: 'GET',
@@ -170,8 +192,10 @@ export class ClientHandshake {
   /** The answer's problem, or undefined when it is a valid acceptance (RFC 6455 §4.1). */
   #checkResponse(response: IncomingMessage, key: string): string | undefined {
     const upgrade = response.headers.upgrade;
-    if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') return 'Invalid Upgrade header';
-    if (response.headers['sec-websocket-accept'] !== acceptKey(key)) return 'Invalid Sec-WebSocket-Accept header';
+    if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket')
+      return 'Invalid Upgrade header';
+    if (response.headers['sec-websocket-accept'] !== acceptKey(key))
+      return 'Invalid Sec-WebSocket-Accept header';
     const protocol = response.headers['sec-websocket-protocol'];
     if (protocol !== undefined) {
       if (this.#protocols.length === 0) return 'Server sent a subprotocol but none was requested';

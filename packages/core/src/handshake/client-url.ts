@@ -38,7 +38,14 @@ export function parseClientUrl(address: string | URL): ClientTarget {
     // ws+unix:/path/to/socket:/request/path — the request path follows the last ':'.
     const [socketPath, requestPath] = splitUnixPath(url.pathname);
     if (socketPath === '') throw new SyntaxError("The URL's pathname is empty");
-    return { url, secure: false, socketPath, hostname: 'localhost', port: 0, path: requestPath + url.search };
+    return {
+      url,
+      secure: false,
+      socketPath,
+      hostname: 'localhost',
+      port: 0,
+      path: requestPath + url.search,
+    };
   }
   const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);

@@ -1,4 +1,4 @@
-import { STATUS_CODES, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { type IncomingMessage, type OutgoingHttpHeaders, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { parseSubprotocols } from './subprotocols.js';
 
@@ -22,8 +22,14 @@ export interface HandshakeRequest {
 /** 16 random bytes, base64-encoded: 22 characters and '==' (RFC 6455 §4.1). */
 const KEY = /^[+/0-9A-Za-z]{22}==$/;
 
-function reject(status: number, message: string, headers?: OutgoingHttpHeaders): HandshakeRejection {
-  return headers === undefined ? { ok: false, status, message } : { ok: false, status, message, headers };
+function reject(
+  status: number,
+  message: string,
+  headers?: OutgoingHttpHeaders,
+): HandshakeRejection {
+  return headers === undefined
+    ? { ok: false, status, message }
+    : { ok: false, status, message, headers };
 }
 
 function headerTokens(value: string | undefined): string[] {
@@ -31,7 +37,9 @@ function headerTokens(value: string | undefined): string[] {
 }
 
 /** Checks an upgrade request against RFC 6455 §4.2.1. */
-export function checkUpgradeRequest(request: IncomingMessage): HandshakeRequest | HandshakeRejection {
+export function checkUpgradeRequest(
+  request: IncomingMessage,
+): HandshakeRequest | HandshakeRejection {
   if (request.method !== 'GET') {
     return reject(405, 'Invalid HTTP method: a WebSocket handshake uses GET', { Allow: 'GET' });
   }
@@ -48,7 +56,9 @@ export function checkUpgradeRequest(request: IncomingMessage): HandshakeRequest 
   }
   const versionHeader = request.headers['sec-websocket-version'];
   if (versionHeader === undefined) {
-    return reject(400, 'Missing Sec-WebSocket-Version header', { 'Sec-WebSocket-Version': '13, 8' });
+    return reject(400, 'Missing Sec-WebSocket-Version header', {
+      'Sec-WebSocket-Version': '13, 8',
+    });
   }
   const version = versionHeader.trim();
   if (version !== '13' && version !== '8') {

@@ -2,7 +2,14 @@ import { Blob } from 'node:buffer';
 import { EMPTY_BUFFER } from './constants.js';
 
 /** Anything `send()` accepts. Numbers are sent as their decimal text, as `ws` does. */
-export type SendableData = string | number | Buffer | ArrayBuffer | ArrayBufferView | Blob | readonly Buffer[];
+export type SendableData =
+  | string
+  | number
+  | Buffer
+  | ArrayBuffer
+  | ArrayBufferView
+  | Blob
+  | readonly Buffer[];
 
 /** Joins message fragments; one fragment is returned as it is, without a copy. */
 export function concatFragments(fragments: readonly Buffer[], totalLength: number): Buffer {
@@ -13,7 +20,11 @@ export function concatFragments(fragments: readonly Buffer[], totalLength: numbe
 
 /** An ArrayBuffer holding exactly the bytes of `buffer` (copied only when it is a view). */
 export function toArrayBuffer(buffer: Buffer): ArrayBuffer {
-  if (buffer.byteOffset === 0 && buffer.byteLength === buffer.buffer.byteLength && buffer.buffer instanceof ArrayBuffer) {
+  if (
+    buffer.byteOffset === 0 &&
+    buffer.byteLength === buffer.buffer.byteLength &&
+    buffer.buffer instanceof ArrayBuffer
+  ) {
     return buffer.buffer;
   }
   const copy = new ArrayBuffer(buffer.byteLength);
@@ -29,7 +40,9 @@ export function toBuffer(data: Exclude<SendableData, Blob | number>): Buffer {
   if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (Array.isArray(data)) return Buffer.concat(data);
   if (data instanceof SharedArrayBuffer) return Buffer.from(data);
-  throw new TypeError('The data to send must be a string, Buffer, ArrayBuffer, TypedArray, DataView or Blob');
+  throw new TypeError(
+    'The data to send must be a string, Buffer, ArrayBuffer, TypedArray, DataView or Blob',
+  );
 }
 
 export function isBlob(data: unknown): data is Blob {

@@ -147,7 +147,12 @@ export class Receiver {
         const bytes = this.#take(8);
         const high = bytes.readUInt32BE(0);
         if (high > 0x7fffffff) {
-          return this.#fail(protocolError('Invalid payload length: most significant bit set', 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH'));
+          return this.#fail(
+            protocolError(
+              'Invalid payload length: most significant bit set',
+              'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH',
+            ),
+          );
         }
         if (high > 0x1fffff) {
           return this.#fail(
@@ -186,40 +191,70 @@ export class Receiver {
     const length7 = b1 & 0x7f;
 
     if ((b0 & 0x30) !== 0) {
-      return this.#fail(protocolError('Invalid WebSocket frame: RSV2 and RSV3 must be clear', 'WS_ERR_UNEXPECTED_RSV_2_3'));
+      return this.#fail(
+        protocolError(
+          'Invalid WebSocket frame: RSV2 and RSV3 must be clear',
+          'WS_ERR_UNEXPECTED_RSV_2_3',
+        ),
+      );
     }
     if (opcode >= Opcode.Close) {
       if (opcode > Opcode.Pong) {
-        return this.#fail(protocolError(`Invalid WebSocket frame: invalid opcode ${opcode}`, 'WS_ERR_INVALID_OPCODE'));
+        return this.#fail(
+          protocolError(
+            `Invalid WebSocket frame: invalid opcode ${opcode}`,
+            'WS_ERR_INVALID_OPCODE',
+          ),
+        );
       }
       if (rsv1) {
-        return this.#fail(protocolError('Invalid WebSocket frame: RSV1 must be clear', 'WS_ERR_UNEXPECTED_RSV_1'));
+        return this.#fail(
+          protocolError('Invalid WebSocket frame: RSV1 must be clear', 'WS_ERR_UNEXPECTED_RSV_1'),
+        );
       }
       if (!fin) {
-        return this.#fail(protocolError('Invalid WebSocket frame: FIN must be set', 'WS_ERR_EXPECTED_FIN'));
+        return this.#fail(
+          protocolError('Invalid WebSocket frame: FIN must be set', 'WS_ERR_EXPECTED_FIN'),
+        );
       }
       if (length7 > MAX_CONTROL_PAYLOAD) {
         return this.#fail(
-          protocolError(`Invalid WebSocket frame: invalid payload length ${length7}`, 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH'),
+          protocolError(
+            `Invalid WebSocket frame: invalid payload length ${length7}`,
+            'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH',
+          ),
         );
       }
     } else if (opcode === Opcode.Continuation) {
       if (this.#messageOpcode === 0) {
-        return this.#fail(protocolError('Invalid WebSocket frame: invalid opcode 0', 'WS_ERR_INVALID_OPCODE'));
+        return this.#fail(
+          protocolError('Invalid WebSocket frame: invalid opcode 0', 'WS_ERR_INVALID_OPCODE'),
+        );
       }
       if (rsv1) {
-        return this.#fail(protocolError('Invalid WebSocket frame: RSV1 must be clear', 'WS_ERR_UNEXPECTED_RSV_1'));
+        return this.#fail(
+          protocolError('Invalid WebSocket frame: RSV1 must be clear', 'WS_ERR_UNEXPECTED_RSV_1'),
+        );
       }
     } else if (opcode === Opcode.Text || opcode === Opcode.Binary) {
       if (this.#messageOpcode !== 0) {
-        return this.#fail(protocolError(`Invalid WebSocket frame: invalid opcode ${opcode}`, 'WS_ERR_INVALID_OPCODE'));
+        return this.#fail(
+          protocolError(
+            `Invalid WebSocket frame: invalid opcode ${opcode}`,
+            'WS_ERR_INVALID_OPCODE',
+          ),
+        );
       }
       if (rsv1 && !this.#rsv1Allowed) {
-        return this.#fail(protocolError('Invalid WebSocket frame: RSV1 must be clear', 'WS_ERR_UNEXPECTED_RSV_1'));
+        return this.#fail(
+          protocolError('Invalid WebSocket frame: RSV1 must be clear', 'WS_ERR_UNEXPECTED_RSV_1'),
+        );
       }
       this.#messageOpcode = opcode;
     } else {
-      return this.#fail(protocolError(`Invalid WebSocket frame: invalid opcode ${opcode}`, 'WS_ERR_INVALID_OPCODE'));
+      return this.#fail(
+        protocolError(`Invalid WebSocket frame: invalid opcode ${opcode}`, 'WS_ERR_INVALID_OPCODE'),
+      );
     }
 
     if (this.#masked !== this.#isServer) {
@@ -243,7 +278,11 @@ export class Receiver {
       const total = this.#messageLength + length;
       if (this.#maxPayload > 0 && total > this.#maxPayload) {
         return this.#fail(
-          new WebSocketProtocolError('Max payload size exceeded', 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', CloseCode.MessageTooBig),
+          new WebSocketProtocolError(
+            'Max payload size exceeded',
+            'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
+            CloseCode.MessageTooBig,
+          ),
         );
       }
     }
@@ -311,11 +350,21 @@ export class Receiver {
       return false;
     }
     if (payload.length === 1) {
-      return this.#fail(protocolError('Invalid WebSocket frame: invalid payload length 1', 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH'));
+      return this.#fail(
+        protocolError(
+          'Invalid WebSocket frame: invalid payload length 1',
+          'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH',
+        ),
+      );
     }
     const code = payload.readUInt16BE(0);
     if (!isValidWireCloseCode(code)) {
-      return this.#fail(protocolError(`Invalid WebSocket frame: invalid status code ${code}`, 'WS_ERR_INVALID_CLOSE_CODE'));
+      return this.#fail(
+        protocolError(
+          `Invalid WebSocket frame: invalid status code ${code}`,
+          'WS_ERR_INVALID_CLOSE_CODE',
+        ),
+      );
     }
     const reason = payload.subarray(2);
     if (this.#validateUtf8 && !isValidUtf8(reason)) return this.#fail(this.#invalidUtf8());
@@ -325,7 +374,11 @@ export class Receiver {
   }
 
   #invalidUtf8(): WebSocketProtocolError {
-    return new WebSocketProtocolError('Invalid WebSocket frame: invalid UTF-8 sequence', 'WS_ERR_INVALID_UTF8', CloseCode.InvalidPayload);
+    return new WebSocketProtocolError(
+      'Invalid WebSocket frame: invalid UTF-8 sequence',
+      'WS_ERR_INVALID_UTF8',
+      CloseCode.InvalidPayload,
+    );
   }
 
   #fail(error: WebSocketProtocolError): false {

@@ -1,5 +1,5 @@
-import type { Duplex } from 'node:stream';
 import type { Blob } from 'node:buffer';
+import type { Duplex } from 'node:stream';
 import { Opcode } from './constants.js';
 import { buildFrame } from './frame.js';
 
@@ -107,10 +107,19 @@ export class Sender {
     const options = send.options!;
     let opcode = send.opcode;
     if (opcode === -1) {
-      opcode = this.#inFragmentedMessage ? Opcode.Continuation : options.binary ? Opcode.Binary : Opcode.Text;
+      opcode = this.#inFragmentedMessage
+        ? Opcode.Continuation
+        : options.binary
+          ? Opcode.Binary
+          : Opcode.Text;
       this.#inFragmentedMessage = !options.fin;
     }
-    const frame = buildFrame(payload, { opcode, fin: options.fin, rsv1: false, mask: options.mask });
+    const frame = buildFrame(payload, {
+      opcode,
+      fin: options.fin,
+      rsv1: false,
+      mask: options.mask,
+    });
     const socket = this.#socket;
     if (Buffer.isBuffer(frame)) {
       socket.write(frame, send.callback);
@@ -126,4 +135,3 @@ export class Sender {
 function payloadSize(payload: PendingPayload): number {
   return Buffer.isBuffer(payload) ? payload.length : payload.size;
 }
-

@@ -1,0 +1,229 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http, { type IncomingMessage } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from '../src/index.js';
+import { closeAll, startServer, track, waitFor } from './net-helpers.js';
+
+afterEach(closeAll);
+
+/** An HTTP server whose 'upgrade' handler the test writes: answers no correct server gives. */
+async function fakeServer(
+  onUpgrade: (request: IncomingMessage, socket: Socket) => void,
+  onRequest?: http.RequestListener,
+) {
+  const server = http.createServer(onRequest ?? ((_req, res) => res.writeHead(404).end()));
+  server.on('upgrade', (request, socket) => onUpgrade(request, socket as Socket));
+  track({ close: () => server.closeAllConnections() });
+  track({ close: () => server.close() });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function accept(request: IncomingMessage): string {
+  return createHash('sha1')
+    .update(`${request.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+    .digest('base64');
+}
+
+async function failureOf(client: WebSocket): Promise<{ error: Error | undefined; code: number }> {
+  let error: Error | undefined;
+  client.on('error', (e) => {
+    error = e;
+  });
+  const [code] = await waitFor<[number]>(client, 'close');
+  return { error, code };
+}
+
+describe('WebSocket client: addresses', () => {
+  it('throws a SyntaxError at once for malformed addresses and subprotocols', () => {
+    expect(() => new WebSocket('not a url')).toThrow(SyntaxError);
+    expect(() => new WebSocket('ftp://127.0.0.1')).toThrow(SyntaxError);
+    expect(() => new WebSocket('ws://127.0.0.1/#frag')).toThrow(SyntaxError);
+    expect(() => new WebSocket('ws://127.0.0.1', ['a', 'a'])).toThrow(SyntaxError);
+    expect(() => new WebSocket('ws://127.0.0.1', ['bad protocol'])).toThrow(SyntaxError);
+  });
+
+  it('maps http: to ws: and reports the url', async () => {
+    const { port } = await startServer();
+    const client = track(new WebSocket(`http://127.0.0.1:${port}/path?q=1`));
+    expect(client.url).toBe(`ws://127.0.0.1:${port}/path?q=1`);
+    await waitFor(client, 'open');
+  });
+
+  it('connects over a Unix domain socket with ws+unix:', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-'));
+    const socketPath = join(dir, 'ws.sock');
+    const server = http.createServer();
+    const wss = track(new WebSocketServer({ server }));
+    track({ close: () => server.close() });
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    const paths: string[] = [];
+    wss.on('connection', (_ws, request) => paths.push(request.url ?? ''));
+    const client = track(new WebSocket(`ws+unix://${socketPath}:/inner/path?x=1`));
+    await waitFor(client, 'open');
+    expect(paths).toEqual(['/inner/path?x=1']);
+    client.close();
+    await waitFor(client, 'close');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sends the origin, custom headers, and version 8 when asked', async () => {
+    const { url, wss } = await startServer();
+    const seen: IncomingMessage[] = [];
+    wss.on('connection', (_ws, request) => seen.push(request));
+    const v13 = track(
+      new WebSocket(url, { origin: 'https://app.example', headers: { 'X-Token': 't' } }),
+    );
+    await waitFor(v13, 'open');
+    const v8 = track(new WebSocket(url, { origin: 'https://old.example', protocolVersion: 8 }));
+    await waitFor(v8, 'open');
+    expect(seen[0]?.headers.origin).toBe('https://app.example');
+    expect(seen[0]?.headers['x-token']).toBe('t');
+    expect(seen[1]?.headers['sec-websocket-version']).toBe('8');
+    expect(seen[1]?.headers['sec-websocket-origin']).toBe('https://old.example');
+  });
+
+  it('lets finishRequest write to the request before it ends', async () => {
+    const { url, wss } = await startServer();
+    const seen: IncomingMessage[] = [];
+    wss.on('connection', (_ws, request) => seen.push(request));
+    const client = track(
+      new WebSocket(url, {
+        finishRequest: (request, websocket) => {
+          expect(websocket).toBeInstanceOf(WebSocket);
+          request.setHeader('X-Late', 'yes');
+          request.end();
+        },
+      }),
+    );
+    await waitFor(client, 'open');
+    expect(seen[0]?.headers['x-late']).toBe('yes');
+  });
+});
+
+describe('WebSocket client: the server answer is checked', () => {
+  const answers: Array<[string, (request: IncomingMessage) => string, RegExp]> = [
+    ['a wrong accept key', () => 'Sec-WebSocket-Accept: bm9wZQ==', /Sec-WebSocket-Accept/],
+    [
+      'an Upgrade header other than websocket',
+      (request) => `Sec-WebSocket-Accept: ${accept(request)}`,
+      /Upgrade/,
+    ],
+    [
+      'a subprotocol it did not offer',
+      (request) => `Sec-WebSocket-Accept: ${accept(request)}\r\nSec-WebSocket-Protocol: zzz`,
+      /subprotocol/,
+    ],
+    [
+      'an extension it did not offer',
+      (request) =>
+        `Sec-WebSocket-Accept: ${accept(request)}\r\nSec-WebSocket-Extensions: permessage-deflate`,
+      /Extensions/,
+    ],
+  ];
+  for (const [name, extra, message] of answers) {
+    it(`fails on ${name}: 'error' then 'close' 1006`, async () => {
+      const url = await fakeServer((request, socket) => {
+        const upgrade = name.startsWith('an Upgrade') ? 'h2c' : 'websocket';
+        socket.write(
+          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${upgrade}\r\nConnection: Upgrade\r\n${extra(request)}\r\n\r\n`,
+        );
+      });
+      const { error, code } = await failureOf(new WebSocket(url));
+      expect(error?.message).toMatch(message);
+      expect(code).toBe(1006);
+    });
+  }
+
+  it('fails when it offered subprotocols and the server chose none', async () => {
+    const { url } = await startServer({ handleProtocols: () => false });
+    const { error } = await failureOf(new WebSocket(url, ['chat']));
+    expect(error?.message).toMatch(/no subprotocol/);
+  });
+
+  it('reports a non-101 answer as an error naming the status', async () => {
+    const { url } = await startServer({ verifyClient: () => false });
+    const { error, code } = await failureOf(new WebSocket(url));
+    expect(error?.message).toBe('Unexpected server response: 401');
+    expect(code).toBe(1006);
+  });
+
+  it("hands a non-101 answer to 'unexpected-response' listeners instead", async () => {
+    const { url } = await startServer({ verifyClient: (_info, done) => done(false, 403, 'nope') });
+    const client = new WebSocket(url);
+    const errors: Error[] = [];
+    client.on('error', (error) => errors.push(error));
+    const [, response] = await waitFor<[unknown, IncomingMessage]>(client, 'unexpected-response');
+    expect(response.statusCode).toBe(403);
+    response.resume();
+    response.destroy();
+    await waitFor(client, 'close');
+    expect(errors).toEqual([]);
+  });
+
+  it('times out a handshake the server never answers', async () => {
+    const url = await fakeServer(() => {
+      // swallow the request: never answer
+    });
+    const { error, code } = await failureOf(new WebSocket(url, { handshakeTimeout: 100 }));
+    expect(error?.message).toMatch(/timed out/);
+    expect(code).toBe(1006);
+  });
+
+  it('reports a refused connection as an error and 1006', async () => {
+    const server = http.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const { error, code } = await failureOf(new WebSocket(`ws://127.0.0.1:${port}`));
+    expect(error?.message).toMatch(/ECONNREFUSED/);
+    expect(code).toBe(1006);
+  });
+});
+
+describe('WebSocket client: redirects', () => {
+  it('follows redirects when allowed, emitting redirect, and drops credentials across hosts', async () => {
+    const { port, wss } = await startServer();
+    const seen: IncomingMessage[] = [];
+    wss.on('connection', (_ws, request) => seen.push(request));
+    // The upgrade goes to the fake server's 'upgrade' listener; answer it with a redirect instead.
+    const redirecting = await fakeServer((_request, socket) => {
+      socket.end(
+        `HTTP/1.1 302 Found\r\nLocation: ws://localhost:${port}/final\r\nContent-Length: 0\r\n\r\n`,
+      );
+    });
+    const client = track(
+      new WebSocket(redirecting, { followRedirects: true, headers: { Authorization: 'Bearer x' } }),
+    );
+    const redirects: string[] = [];
+    client.on('redirect', (url) => redirects.push(url));
+    await waitFor(client, 'open');
+    expect(redirects).toEqual([`ws://localhost:${port}/final`]);
+    expect(client.url).toBe(`ws://localhost:${port}/final`);
+    expect(seen[0]?.headers.authorization).toBeUndefined();
+  });
+
+  it('does not follow redirects by default', async () => {
+    const url = await fakeServer((_request, socket) => {
+      socket.end('HTTP/1.1 302 Found\r\nLocation: ws://127.0.0.1:1/\r\nContent-Length: 0\r\n\r\n');
+    });
+    const { error } = await failureOf(new WebSocket(url));
+    expect(error?.message).toBe('Unexpected server response: 302');
+  });
+
+  it('stops after maxRedirects', async () => {
+    const url = await fakeServer((request, socket) => {
+      socket.end(
+        `HTTP/1.1 302 Found\r\nLocation: ${request.url === '/' ? '/again' : '/'}\r\nContent-Length: 0\r\n\r\n`,
+      );
+    });
+    const { error } = await failureOf(
+      new WebSocket(url, { followRedirects: true, maxRedirects: 3 }),
+    );
+    expect(error?.message).toBe('Maximum redirects exceeded');
+  });
+});

@@ -1,0 +1,274 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { type RawData, WebSocket } from '../src/index.js';
+import { Opcode } from '../src/protocol/constants.js';
+import { closePayload, rawFrame } from './frames.js';
+import { closeAll, RawClient, startServer, track, waitFor } from './net-helpers.js';
+
+afterEach(closeAll);
+
+describe('a weft server failing a connection on bad frames', () => {
+  const cases: Array<[string, Buffer, number]> = [
+    ['unmasked frame', rawFrame({ opcode: Opcode.Text, payload: 'x' }), 1002],
+    ['reserved opcode', rawFrame({ opcode: 3, mask: true }), 1002],
+    ['RSV2', rawFrame({ opcode: Opcode.Text, rsv: 2, mask: true }), 1002],
+    ['fragmented ping', rawFrame({ opcode: Opcode.Ping, fin: false, mask: true }), 1002],
+    [
+      'bad close code',
+      rawFrame({ opcode: Opcode.Close, payload: closePayload(1005), mask: true }),
+      1002,
+    ],
+    [
+      'invalid UTF-8',
+      rawFrame({ opcode: Opcode.Text, payload: Buffer.from([0xff]), mask: true }),
+      1007,
+    ],
+    [
+      'invalid UTF-8 close reason',
+      rawFrame({
+        opcode: Opcode.Close,
+        payload: closePayload(1000, Buffer.from([0xc0])),
+        mask: true,
+      }),
+      1007,
+    ],
+    [
+      'message over maxPayload',
+      rawFrame({ opcode: Opcode.Binary, payload: Buffer.alloc(2000), mask: true }),
+      1009,
+    ],
+  ];
+  for (const [name, bytes, expected] of cases) {
+    it(`${name}: close frame ${expected}, 'error' with the code, 'close' with 1006, socket closed`, async () => {
+      const { wss, port } = await startServer({ maxPayload: 1024 });
+      const client = new RawClient(port);
+      const [ws] = await Promise.all([
+        waitFor<[WebSocket]>(wss, 'connection').then(([socket]) => socket),
+        client.upgrade(),
+      ]);
+      const errors: Error[] = [];
+      ws.on('error', (error) => errors.push(error));
+      const closed = waitFor<[number, Buffer]>(ws, 'close');
+      client.socket.write(bytes);
+      expect(await client.closeCode()).toBe(expected);
+      await client.closed; // the server ends TCP after failing the connection
+      const [code] = await closed;
+      expect(code).toBe(1006);
+      expect(errors).toHaveLength(1);
+      expect((errors[0] as Error & { closeCode: number }).closeCode).toBe(expected);
+      expect(wss.clients.size).toBe(0);
+    });
+  }
+
+  it('does not crash without an error listener', async () => {
+    const { wss, port } = await startServer();
+    const client = new RawClient(port);
+    const [[ws]] = await Promise.all([waitFor<[WebSocket]>(wss, 'connection'), client.upgrade()]);
+    client.socket.write(rawFrame({ opcode: Opcode.Text, payload: 'unmasked' }));
+    expect(await client.closeCode()).toBe(1002);
+    await waitFor(ws, 'close');
+  });
+});
+
+describe('the closing handshake', () => {
+  it('destroys the socket after closeTimeout when the peer never answers', async () => {
+    const { wss, port } = await startServer({ closeTimeout: 200 });
+    const client = new RawClient(port);
+    const [[ws]] = await Promise.all([waitFor<[WebSocket]>(wss, 'connection'), client.upgrade()]);
+    ws.close(1000, 'bye');
+    expect(ws.readyState).toBe(WebSocket.CLOSING);
+    expect(await client.closeCode()).toBe(1000);
+    const [code] = await waitFor<[number]>(ws, 'close');
+    expect(code).toBe(1006);
+    expect(ws.readyState).toBe(WebSocket.CLOSED);
+  });
+
+  it('answers a peer close frame with the same code and reason, then ends TCP', async () => {
+    const { wss, port } = await startServer();
+    const client = new RawClient(port);
+    const [[ws]] = await Promise.all([waitFor<[WebSocket]>(wss, 'connection'), client.upgrade()]);
+    const closed = waitFor<[number, Buffer]>(ws, 'close');
+    client.socket.write(
+      rawFrame({ opcode: Opcode.Close, payload: closePayload(4001, 'done'), mask: true }),
+    );
+    expect(await client.closeCode()).toBe(4001);
+    await client.closed;
+    const [code, reason] = await closed;
+    expect(code).toBe(4001);
+    expect(reason.toString()).toBe('done');
+  });
+
+  it('validates close arguments', async () => {
+    const { wss, url } = await startServer();
+    const client = track(new WebSocket(url));
+    const [[ws]] = await Promise.all([
+      waitFor<[WebSocket]>(wss, 'connection'),
+      waitFor(client, 'open'),
+    ]);
+    expect(() => ws.close(1001)).toThrow(TypeError);
+    expect(() => ws.close(2999)).toThrow(TypeError);
+    expect(() => ws.close(5000)).toThrow(TypeError);
+    expect(() => ws.close(1000, 'x'.repeat(124))).toThrow(SyntaxError);
+    expect(ws.readyState).toBe(WebSocket.OPEN);
+    ws.close(1000, 'é'.repeat(61));
+    const [code, reason] = await waitFor<[number, Buffer]>(client, 'close');
+    expect(code).toBe(1000);
+    expect(reason.toString()).toBe('é'.repeat(61));
+  });
+
+  it('closes a client still connecting with an error and a 1006 close', async () => {
+    const { url } = await startServer();
+    const client = new WebSocket(url);
+    const errors: Error[] = [];
+    client.on('error', (error) => errors.push(error));
+    client.close();
+    const [code] = await waitFor<[number]>(client, 'close');
+    expect(code).toBe(1006);
+    expect(errors[0]?.message).toMatch(/closed before the connection was established/);
+  });
+});
+
+describe('sending', () => {
+  it('throws while connecting and reports an error after close', async () => {
+    const { url } = await startServer();
+    const client = new WebSocket(url);
+    expect(() => client.send('early')).toThrow(/CONNECTING/);
+    await waitFor(client, 'open');
+    client.close();
+    const error = await new Promise<Error | null | undefined>((resolve) =>
+      client.send('late', resolve),
+    );
+    expect(error?.message).toMatch(/CLOSING/);
+    await waitFor(client, 'close');
+  });
+
+  it('refuses control payloads over 125 bytes', async () => {
+    const { url } = await startServer();
+    const client = track(new WebSocket(url));
+    await waitFor(client, 'open');
+    expect(() => client.ping(Buffer.alloc(126))).toThrow(RangeError);
+  });
+
+  it('keeps order when a Blob is sent before a string', async () => {
+    const { wss, url } = await startServer();
+    const client = track(new WebSocket(url));
+    const [[server]] = await Promise.all([
+      waitFor<[WebSocket]>(wss, 'connection'),
+      waitFor(client, 'open'),
+    ]);
+    const got: string[] = [];
+    server.on('message', (data) => got.push(String(data)));
+    client.send(new Blob(['first']));
+    client.send('second');
+    client.send(new Blob(['third']));
+    client.send(Buffer.from('fourth'));
+    await expect.poll(() => got, { timeout: 5000 }).toEqual(['first', 'second', 'third', 'fourth']);
+  });
+
+  it('counts bufferedAmount while the peer does not read', async () => {
+    const { wss, port } = await startServer();
+    const client = new RawClient(port);
+    const [[ws]] = await Promise.all([waitFor<[WebSocket]>(wss, 'connection'), client.upgrade()]);
+    client.socket.pause();
+    const chunk = Buffer.alloc(1 << 20);
+    for (let i = 0; i < 64; i++) ws.send(chunk);
+    expect(ws.bufferedAmount).toBeGreaterThan(0);
+  });
+});
+
+describe('receiving', () => {
+  it('holds messages that arrive before a message listener is attached', async () => {
+    const { wss, url } = await startServer();
+    const client = track(new WebSocket(url));
+    client.on('open', () => {
+      client.send('one');
+      client.send('two');
+    });
+    const [ws] = await waitFor<[WebSocket]>(wss, 'connection');
+    await new Promise((resolve) => setTimeout(resolve, 100)); // an async auth lookup, say
+    const got: string[] = [];
+    ws.on('message', (data) => got.push(String(data)));
+    await expect.poll(() => got, { timeout: 5000 }).toEqual(['one', 'two']);
+  });
+
+  it('answers pings unless autoPong is false', async () => {
+    for (const autoPong of [true, false]) {
+      const { port } = await startServer({ autoPong });
+      const client = new RawClient(port);
+      await client.upgrade();
+      client.socket.write(rawFrame({ opcode: Opcode.Ping, payload: 'hi', mask: true }));
+      client.socket.write(rawFrame({ opcode: Opcode.Text, payload: 'after', mask: true }));
+      if (autoPong) {
+        const bytes = await client.readUntil((b) => b.length >= 4);
+        expect(bytes.subarray(0, 4)).toEqual(Buffer.from([0x8a, 2, 0x68, 0x69]));
+      } else {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(client.received.length).toBe(0);
+      }
+    }
+  });
+
+  it('hands binary messages over in the binaryType form', async () => {
+    const { wss, url } = await startServer();
+    const client = track(new WebSocket(url));
+    const [[server]] = await Promise.all([
+      waitFor<[WebSocket]>(wss, 'connection'),
+      waitFor(client, 'open'),
+    ]);
+    const got: RawData[] = [];
+    client.on('message', (data) => got.push(data));
+    for (const type of ['nodebuffer', 'arraybuffer', 'fragments', 'blob'] as const) {
+      client.binaryType = type;
+      server.send(Buffer.from([1, 2, 3]));
+      await expect
+        .poll(() => got.length)
+        .toBe(['nodebuffer', 'arraybuffer', 'fragments', 'blob'].indexOf(type) + 1);
+    }
+    expect(Buffer.isBuffer(got[0])).toBe(true);
+    expect(got[1]).toBeInstanceOf(ArrayBuffer);
+    expect(Array.isArray(got[2])).toBe(true);
+    expect(got[3]).toBeInstanceOf(Blob);
+    expect(Buffer.from(await (got[3] as Blob).arrayBuffer())).toEqual(Buffer.from([1, 2, 3]));
+  });
+
+  for (const allowSynchronousEvents of [true, false]) {
+    it(`emits messages from one chunk ${allowSynchronousEvents ? 'in one tick' : 'one tick apart'} (allowSynchronousEvents: ${allowSynchronousEvents})`, async () => {
+      const { wss, port } = await startServer({ allowSynchronousEvents });
+      const client = new RawClient(port);
+      const [[ws]] = await Promise.all([waitFor<[WebSocket]>(wss, 'connection'), client.upgrade()]);
+      const order: string[] = [];
+      ws.on('message', (data) => {
+        order.push(`message ${data}`);
+        process.nextTick(() => order.push(`tick ${data}`));
+      });
+      client.socket.write(
+        Buffer.concat(
+          [1, 2, 3].map((n) => rawFrame({ opcode: Opcode.Text, payload: String(n), mask: true })),
+        ),
+      );
+      await expect.poll(() => order.length).toBe(6);
+      expect(order).toEqual(
+        allowSynchronousEvents
+          ? ['message 1', 'message 2', 'message 3', 'tick 1', 'tick 2', 'tick 3']
+          : ['message 1', 'tick 1', 'message 2', 'tick 2', 'message 3', 'tick 3'],
+      );
+    });
+  }
+
+  it('pause() stops message delivery and resume() restarts it', async () => {
+    const { wss, url } = await startServer();
+    const client = track(new WebSocket(url));
+    const [[server]] = await Promise.all([
+      waitFor<[WebSocket]>(wss, 'connection'),
+      waitFor(client, 'open'),
+    ]);
+    const got: string[] = [];
+    server.on('message', (data) => got.push(String(data)));
+    server.pause();
+    expect(server.isPaused).toBe(true);
+    client.send('a');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(got).toEqual([]);
+    server.resume();
+    await expect.poll(() => got).toEqual(['a']);
+  });
+});
