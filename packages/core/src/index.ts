@@ -6,9 +6,14 @@ import { WebSocketServer } from './server.js';
 import { createWebSocketStream } from './stream.js';
 import { WebSocket } from './websocket.js';
 
+WebSocket.Server = WebSocketServer;
+WebSocket.WebSocketServer = WebSocketServer;
+WebSocket.WebSocket = WebSocket;
+WebSocket.createWebSocketStream = createWebSocketStream;
+
 export { CloseEvent, ErrorEvent, MessageEvent, OpenEvent, WebSocketEvent } from './events.js';
 export type { SendableData } from './protocol/buffers.js';
-export { CloseCode, isValidUserCloseCode, isValidWireCloseCode } from './protocol/close-codes.js';
+export { CloseCode, isValidWireCloseCode } from './protocol/close-codes.js';
 export { ReadyState } from './protocol/constants.js';
 export { type WebSocketErrorCode, WebSocketProtocolError } from './protocol/errors.js';
 export { buildFrame, type FrameOptions } from './protocol/frame.js';

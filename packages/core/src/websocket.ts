@@ -14,7 +14,7 @@ import {
   toArrayBuffer,
   toBuffer,
 } from './protocol/buffers.js';
-import { CloseCode, isValidUserCloseCode } from './protocol/close-codes.js';
+import { CloseCode, isValidWireCloseCode } from './protocol/close-codes.js';
 import {
   DEFAULT_CLOSE_TIMEOUT,
   DEFAULT_MAX_PAYLOAD,
@@ -28,6 +28,8 @@ import {
 import type { WebSocketProtocolError } from './protocol/errors.js';
 import { Receiver, type ReceiverSink } from './protocol/receiver.js';
 import { Sender, type WriteCallback } from './protocol/sender.js';
+import type { WebSocketServer } from './server.js';
+import type { createWebSocketStream } from './stream.js';
 
 /** How binary messages are handed to 'message' listeners. Text is always a Buffer of UTF-8. */
 export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments' | 'blob';
@@ -152,6 +154,13 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   static readonly OPEN = ReadyState.OPEN;
   static readonly CLOSING = ReadyState.CLOSING;
   static readonly CLOSED = ReadyState.CLOSED;
+  // `ws` hangs its other exports on the class (`new WebSocket.Server(...)`); the package
+  // entry sets them, so this module needs no runtime import of the server.
+  /** The server class, as `ws` exposes it. */
+  declare static Server: typeof WebSocketServer;
+  declare static WebSocketServer: typeof WebSocketServer;
+  declare static WebSocket: typeof WebSocket;
+  declare static createWebSocketStream: typeof createWebSocketStream;
   declare readonly CONNECTING: 0;
   declare readonly OPEN: 1;
   declare readonly CLOSING: 2;
@@ -352,13 +361,23 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   // ---- closing ---------------------------------------------------------------------------
 
   /**
-   * Starts the closing handshake (RFC 6455 §7.1.2). `code` is 1000 or 3000-4999 and `reason`
-   * at most 123 bytes of UTF-8; anything else throws. The 'close' event follows once the
-   * peer answered and the TCP connection ended, or after `closeTimeout`.
+   * Starts the closing handshake (RFC 6455 §7.1.2). `code` is any code valid on the wire
+   * (1000-1003, 1007-1014, 3000-4999, as `ws` allows) and `reason` at most 123 bytes of
+   * UTF-8; anything else throws while the connection is open. The 'close' event follows once
+   * the peer answered and the TCP connection ended, or after `closeTimeout`.
    */
   close(code?: number, reason?: string | Buffer): void {
-    if (code !== undefined && (typeof code !== 'number' || !isValidUserCloseCode(code))) {
-      throw new TypeError('First argument must be a valid error code number (1000 or 3000-4999)');
+    if (this.#readyState === ReadyState.CLOSED) return;
+    if (this.#readyState === ReadyState.CONNECTING) {
+      this.#abortHandshake('WebSocket was closed before the connection was established');
+      return;
+    }
+    if (this.#readyState === ReadyState.CLOSING) {
+      this.#endSocketIfClosed();
+      return;
+    }
+    if (code !== undefined && (typeof code !== 'number' || !isValidWireCloseCode(code))) {
+      throw new TypeError('First argument must be a valid error code number');
     }
     const reasonBytes =
       reason === undefined
@@ -372,21 +391,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     if (code === undefined && reasonBytes.length > 0) {
       throw new TypeError('A close reason needs a close code');
     }
-    this.#startClosingHandshake(code, reasonBytes);
-  }
-
-  #startClosingHandshake(code: number | undefined, reason: Buffer): void {
-    if (this.#readyState === ReadyState.CLOSED) return;
-    if (this.#readyState === ReadyState.CONNECTING) {
-      this.#abortHandshake('WebSocket was closed before the connection was established');
-      return;
-    }
-    if (this.#readyState === ReadyState.CLOSING) {
-      this.#endSocketIfClosed();
-      return;
-    }
     this.#readyState = ReadyState.CLOSING;
-    this.#sendCloseFrame(code, reason);
+    this.#sendCloseFrame(code, reasonBytes);
     // A peer holding unread messages back must still be read for its close frame.
     if (!this.#paused) this.#resumeReading();
   }

@@ -104,15 +104,17 @@ describe('the closing handshake', () => {
       waitFor<[WebSocket]>(wss, 'connection'),
       waitFor(client, 'open'),
     ]);
-    expect(() => ws.close(1001)).toThrow(TypeError);
-    expect(() => ws.close(2999)).toThrow(TypeError);
+    for (const code of [999, 1004, 1005, 1006, 1015, 2999])
+      expect(() => ws.close(code)).toThrow(TypeError);
     expect(() => ws.close(5000)).toThrow(TypeError);
     expect(() => ws.close(1000, 'x'.repeat(124))).toThrow(SyntaxError);
+    expect(() => ws.close(undefined, 'reason without code')).toThrow(TypeError);
     expect(ws.readyState).toBe(WebSocket.OPEN);
-    ws.close(1000, 'é'.repeat(61));
+    ws.close(1008, 'é'.repeat(61));
     const [code, reason] = await waitFor<[number, Buffer]>(client, 'close');
-    expect(code).toBe(1000);
+    expect(code).toBe(1008);
     expect(reason.toString()).toBe('é'.repeat(61));
+    expect(() => ws.close(2000)).not.toThrow(); // closed: nothing to validate, as in ws
   });
 
   it('closes a client still connecting with an error and a 1006 close', async () => {

@@ -27,8 +27,3 @@ export function isValidWireCloseCode(code: number): boolean {
     (code >= 3000 && code <= 4999)
   );
 }
-
-/** Whether an application may pass a code to `close()`: 1000 or 3000-4999, as browsers allow. */
-export function isValidUserCloseCode(code: number): boolean {
-  return code === 1000 || (code >= 3000 && code <= 4999);
-}
