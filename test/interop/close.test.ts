@@ -10,10 +10,10 @@ import {
   connect,
   DIRECTIONS,
   endpoints,
-  type Peer,
-  openPair,
   OPEN,
+  openPair,
   type Pair,
+  type Peer,
   rawFrame,
   startServer,
   WEFT_SERVER,
@@ -239,13 +239,15 @@ describe('WebSocketServer bookkeeping (weft server, ws clients)', () => {
     expect((await lateClosed).code).toBe(1006);
   });
 
-  it('clientTracking: false leaves clients undefined', async () => {
+  // weft-specific: ws leaves `clients` undefined; weft keeps an empty Set so `wss.clients.size`
+  // never throws, and code testing `if (wss.clients)` iterates nothing either way.
+  it('[weft-specific] clientTracking: false keeps clients empty', async () => {
     const { server, url } = await startServer(WEFT_SERVER.server, { clientTracking: false });
     const connection = waitEvent<[Peer]>(server, 'connection');
     const client = connect(WEFT_SERVER.client, url);
     await waitOpen(client);
     const [serverSide] = await connection;
-    expect(server.clients).toBeUndefined();
+    expect(server.clients?.size ?? 0).toBe(0);
     const closed = waitClose(serverSide);
     serverSide.close(1000);
     await closed;
@@ -340,4 +342,31 @@ describe.each(DIRECTIONS)('protocol errors from ws: $name', (dir) => {
       process.removeListener('uncaughtException', onUncaught);
     }
   });
+});
+
+// The receiver enforces maxPayload: it fails the connection and the sender
+// gets a close frame with 1009.
+describe.each(DIRECTIONS)('maxPayload: $name', (dir) => {
+  it.each(SIDES)(
+    'a message over the %s maxPayload closes the connection with 1009',
+    async (enforcer) => {
+      const pair =
+        enforcer === 'server'
+          ? await openPair(dir, { server: { maxPayload: 1024 } })
+          : await openPair(dir, { client: { maxPayload: 1024 } });
+      const [receiver, sender] = endpoints(pair, enforcer);
+      const received: number[] = [];
+      receiver.on('message', (data: Buffer) => received.push(data.length));
+      const errored = waitEvent<[Error]>(receiver, 'error');
+      const receiverClosed = waitClose(receiver);
+      const senderClosed = waitClose(sender);
+      sender.send(Buffer.alloc(1024, 1)); // exactly the limit: accepted
+      sender.send(Buffer.alloc(1025, 2));
+      const [error] = await errored;
+      expect(error).toBeInstanceOf(Error);
+      expect((await senderClosed).code).toBe(1009);
+      await receiverClosed;
+      expect(received).toEqual([1024]);
+    },
+  );
 });

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   CLOSED,
   cleanup,
-  DEFAULT_TIMEOUT,
+  deferred,
   OPEN,
   type Peer,
   startServer,
@@ -18,28 +18,8 @@ import {
 
 afterEach(cleanup);
 
-/** Resolve with the value given to `settle`, or reject after a timeout. */
-function deferred<T>(what: string, timeout = DEFAULT_TIMEOUT) {
-  let settle: (value: T) => void = () => {};
-  let timer: NodeJS.Timeout | undefined;
-  const promise = new Promise<T>((resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeout} ms: ${what}`)), timeout);
-    settle = (value: T) => {
-      clearTimeout(timer);
-      resolve(value);
-    };
-  });
-  return { promise, settle, cancel: () => clearTimeout(timer) };
-}
-
-const pendingDeferreds: Array<() => void> = [];
-afterEach(() => {
-  for (const cancel of pendingDeferreds.splice(0)) cancel();
-});
-function expectCall<T>(what: string) {
-  const d = deferred<T>(what);
-  pendingDeferreds.push(d.cancel);
-  return d;
+function expectCall<T>(what: string): { promise: Promise<T>; settle: (value: T) => void } {
+  return deferred<T>(what);
 }
 
 /** A ws server and a weft client whose 'open' was observed through onopen. */

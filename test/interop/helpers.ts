@@ -7,7 +7,7 @@
 // alike; both engines expose the ws API, so both fit these interfaces.
 
 import { createHash, randomBytes } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Server as HttpServer, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -37,23 +37,26 @@ export interface Emitter {
 
 export type RawData = Buffer | ArrayBuffer | Buffer[];
 export type SendData = string | Buffer | ArrayBuffer | ArrayBufferView;
-export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments';
+export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments' | 'blob';
 
 export interface SendOptions {
   binary?: boolean;
   fin?: boolean;
-  mask?: boolean;
   compress?: boolean;
 }
+
+export type WriteCallback = (err?: Error | null) => void;
 
 /** A WebSocket of either engine, on either side of a connection. */
 export interface Peer extends Emitter {
   readonly readyState: number;
   readonly protocol: string;
+  readonly extensions: string;
   binaryType: BinaryType;
-  send(data: SendData, options?: SendOptions, cb?: (err?: Error) => void): void;
-  ping(data?: SendData, mask?: boolean, cb?: (err: Error) => void): void;
-  pong(data?: SendData, mask?: boolean, cb?: (err: Error) => void): void;
+  send(data: SendData, cb?: WriteCallback): void;
+  send(data: SendData, options: SendOptions, cb?: WriteCallback): void;
+  ping(data?: SendData, mask?: boolean, cb?: WriteCallback): void;
+  pong(data?: SendData, mask?: boolean, cb?: WriteCallback): void;
   close(code?: number, reason?: string | Buffer): void;
   terminate(): void;
 }
@@ -68,7 +71,7 @@ export interface ServerLike extends Emitter {
 export type Engine = 'weft' | 'ws';
 
 export interface VerifyInfo {
-  origin: string;
+  origin: string | undefined;
   secure: boolean;
   req: IncomingMessage;
 }
@@ -83,6 +86,8 @@ export interface ServerOpts {
   path?: string;
   autoPong?: boolean;
   clientTracking?: boolean;
+  maxPayload?: number;
+  perMessageDeflate?: boolean;
   handleProtocols?: (protocols: Set<string>, req: IncomingMessage) => string | false;
   verifyClient?: VerifyClientSync | VerifyClientAsync;
 }
@@ -94,6 +99,8 @@ export interface ClientOpts {
   origin?: string;
   ca?: string | Buffer;
   rejectUnauthorized?: boolean;
+  maxPayload?: number;
+  perMessageDeflate?: boolean;
 }
 
 export interface Direction {
@@ -132,6 +139,41 @@ export function trackServer<T extends ServerLike>(server: T): T {
 export function trackHttpServer<T extends HttpServer | HttpsServer>(server: T): T {
   trackedHttpServers.add(server);
   return server;
+}
+
+/**
+ * Register `cancel` (e.g. clearing a test's own timer) to run at the start of
+ * the next cleanup. Returns a function that unregisters it.
+ */
+export function onCleanup(cancel: () => void): () => void {
+  pendingWaits.add(cancel);
+  return () => {
+    pendingWaits.delete(cancel);
+  };
+}
+
+/**
+ * A promise settled by calling `settle`, rejected after `timeout` ms; its
+ * timer is cleared on settle or at cleanup.
+ */
+export function deferred<T>(
+  what: string,
+  timeout = DEFAULT_TIMEOUT,
+): { promise: Promise<T>; settle: (value: T) => void } {
+  let settle: (value: T) => void = () => {};
+  const promise = new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      unregister();
+      reject(new Error(`timed out after ${timeout} ms: ${what}`));
+    }, timeout);
+    const unregister = onCleanup(() => clearTimeout(timer));
+    settle = (value: T) => {
+      clearTimeout(timer);
+      unregister();
+      resolve(value);
+    };
+  });
+  return { promise, settle };
 }
 
 const noop = (): void => {};

@@ -61,7 +61,11 @@ const CASES: Case[] = [
     make: () => new Uint8Array(viewBacking(), 2, 5),
     isBinary: true,
   },
-  { name: 'DataView with an offset', make: () => new DataView(viewBacking(), 2, 5), isBinary: true },
+  {
+    name: 'DataView with an offset',
+    make: () => new DataView(viewBacking(), 2, 5),
+    isBinary: true,
+  },
   { name: 'Float64Array', make: () => new Float64Array([Math.PI, -0, 1e300]), isBinary: true },
 ];
 
@@ -104,7 +108,7 @@ describe.each(DIRECTIONS)('messages: $name', (dir) => {
       const pair = await openPair(dir);
       const [from, to] = endpoints(pair, sender);
       const received = nextMessage(to);
-      const err = await new Promise<Error | undefined>((resolve) => {
+      const err = await new Promise<Error | null | undefined>((resolve) => {
         from.send('with callback', {}, resolve);
       });
       expect(err ?? undefined).toBeUndefined();
@@ -251,9 +255,7 @@ describe.each(DIRECTIONS)('messages: $name', (dir) => {
       }
 
       it("defaults to 'nodebuffer' (Buffer)", async () => {
-        const { message, to } = await receiveAs(undefined, (from) =>
-          from.send(Buffer.from('xyz')),
-        );
+        const { message, to } = await receiveAs(undefined, (from) => from.send(Buffer.from('xyz')));
         expect(to.binaryType).toBe('nodebuffer');
         expect(Buffer.isBuffer(message.data)).toBe(true);
         expect(toBuffer(message.data).toString()).toBe('xyz');

@@ -70,7 +70,7 @@ describe.each(DIRECTIONS)('ping/pong: $name', (dir) => {
     it('the ping callback fires without an error', async () => {
       const pair = await openPair(dir);
       const [from] = endpoints(pair, sender);
-      const err = await new Promise<Error | undefined>((resolve) => {
+      const err = await new Promise<Error | null | undefined>((resolve) => {
         from.ping(Buffer.from('cb'), undefined, resolve);
       });
       expect(err ?? undefined).toBeUndefined();
