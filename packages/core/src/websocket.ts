@@ -579,11 +579,16 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     socket.on('end', () => this.#onSocketEnd());
     socket.on('close', () => this.#onSocketClose());
     socket.on('error', (error: Error) => this.#onSocketError(error));
-    if (head.length > 0) socket.unshift(head);
 
     this.#readyState = ReadyState.OPEN;
     this.emit('open');
-    if (socket.destroyed) this.#onSocketClose();
+    if (socket.destroyed) {
+      this.#onSocketClose();
+      return;
+    }
+    // Frames that came in with the handshake go first, after 'open' and before any later
+    // 'data' (which needs a tick): unshifting them could emit 'data' synchronously, too early.
+    if (head.length > 0) this.#receiver.write(head);
   }
 
   #receiverSink(): ReceiverSink {

@@ -185,6 +185,27 @@ describe('WebSocket client: the server answer is checked', () => {
   });
 });
 
+describe('WebSocket client: frames that arrive with the 101 response', () => {
+  it("emits 'open' before the message that came in the same packet", async () => {
+    const url = await fakeServer((request, socket) => {
+      const frame = Buffer.from([0x81, 0x05, ...Buffer.from('early')]);
+      socket.write(
+        Buffer.concat([
+          Buffer.from(
+            `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept(request)}\r\n\r\n`,
+          ),
+          frame,
+        ]),
+      );
+    });
+    const client = track(new WebSocket(url));
+    const order: string[] = [];
+    client.on('open', () => order.push(`open ${client.readyState}`));
+    client.on('message', (data) => order.push(`message ${data} ${client.readyState}`));
+    await expect.poll(() => order).toEqual(['open 1', 'message early 1']);
+  });
+});
+
 describe('WebSocket client: redirects', () => {
   it('follows redirects when allowed, emitting redirect, and drops credentials across hosts', async () => {
     const { port, wss } = await startServer();

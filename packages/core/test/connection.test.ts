@@ -192,6 +192,23 @@ describe('receiving', () => {
     await expect.poll(() => got, { timeout: 5000 }).toEqual(['one', 'two']);
   });
 
+  it('delivers frames sent in the same packet as the upgrade request', async () => {
+    const { wss, port } = await startServer();
+    const client = new RawClient(port);
+    await client.connected();
+    client.socket.write(
+      Buffer.concat([
+        Buffer.from(
+          'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+        ),
+        rawFrame({ opcode: Opcode.Text, payload: 'in the head', mask: true }),
+      ]),
+    );
+    const [ws] = await waitFor<[WebSocket]>(wss, 'connection');
+    const [data] = await waitFor<[Buffer]>(ws, 'message');
+    expect(data.toString()).toBe('in the head');
+  });
+
   it('answers pings unless autoPong is false', async () => {
     for (const autoPong of [true, false]) {
       const { port } = await startServer({ autoPong });
