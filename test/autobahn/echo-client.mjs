@@ -87,7 +87,17 @@ function session(label, url, onMessage) {
       finish();
       return;
     }
-    ws.on('message', (data, isBinary) => onMessage?.(ws, data, isBinary));
+    ws.on('message', (data, isBinary) => {
+      // A throw here (e.g. send() refused) is an engine bug: log it and let the
+      // case fail in the report instead of crashing the remaining cases.
+      try {
+        onMessage?.(ws, data, isBinary);
+      } catch (err) {
+        console.error(
+          `[echo-client] ${label}: message handler threw (readyState ${ws.readyState}): ${err.message}`,
+        );
+      }
+    });
     ws.on('error', (err) => {
       // Expected in the protocol-violation cases; 'close' should follow.
       console.error(`[echo-client] ${label}: error: ${err.code || ''} ${err.message}`);

@@ -61,7 +61,14 @@ let connections = 0;
 wss.on('connection', (ws) => {
   const id = ++connections;
   ws.on('message', (data, isBinary) => {
-    ws.send(data, { binary: isBinary });
+    // A throw from send() is an engine bug: log it, keep serving the other cases.
+    try {
+      ws.send(data, { binary: isBinary });
+    } catch (err) {
+      console.error(
+        `[echo-server] #${id} send threw (readyState ${ws.readyState}): ${err.message}`,
+      );
+    }
   });
   // Protocol errors are the point of the fuzzing; they must not crash the server.
   ws.on('error', (err) => {
