@@ -140,8 +140,12 @@ interface WrappedListener {
   [ATTRIBUTE]?: boolean;
 }
 
-/** Messages held while no 'message' listener is attached, before reading from the socket pauses. */
-const HELD_MESSAGES_BYTE_BUDGET = 4 * 1024 * 1024;
+/**
+ * Bytes of messages held for a 'message' listener that is not attached yet (an async
+ * 'connection' handler). Past it, unheard messages are dropped as `ws` drops them: holding
+ * more would let a peer park memory on a server that never listens.
+ */
+const HELD_MESSAGES_BYTE_BUDGET = 1024 * 1024;
 
 function noop(): void {}
 
@@ -197,6 +201,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   /** Messages that arrived while nobody listened for them (delivered to the first listener). */
   #heldMessages: Array<[RawData, boolean]> | null = null;
   #heldBytes = 0;
+  /** Set once the budget overflowed: from then on unheard messages are dropped. */
+  #holdingOverflowed = false;
   #deferredEvents = false;
 
   /**
@@ -393,8 +399,6 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     }
     this.#readyState = ReadyState.CLOSING;
     this.#sendCloseFrame(code, reasonBytes);
-    // A peer holding unread messages back must still be read for its close frame.
-    if (!this.#paused) this.#resumeReading();
   }
 
   #sendCloseFrame(code: number | undefined, reason: Buffer): void {
@@ -441,17 +445,6 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     if (this.#readyState === ReadyState.CONNECTING || this.#readyState === ReadyState.CLOSED)
       return;
     this.#paused = false;
-    this.#resumeReading();
-  }
-
-  #resumeReading(): void {
-    if (
-      this.#heldMessages !== null &&
-      this.#readyState === ReadyState.OPEN &&
-      this.#heldBytes >= HELD_MESSAGES_BYTE_BUDGET
-    ) {
-      return;
-    }
     this.#receiver?.resume();
     if (this.#receiver !== null && !this.#receiver.paused) this.#socket?.resume();
   }
@@ -652,13 +645,16 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   }
 
   #holdMessage(data: RawData, isBinary: boolean, length: number): void {
+    if (this.#holdingOverflowed) return;
+    if (this.#heldBytes + length > HELD_MESSAGES_BYTE_BUDGET) {
+      this.#holdingOverflowed = true;
+      this.#heldMessages = null;
+      this.#heldBytes = 0;
+      return;
+    }
     this.#heldMessages ??= [];
     this.#heldMessages.push([data, isBinary]);
     this.#heldBytes += length;
-    if (this.#heldBytes >= HELD_MESSAGES_BYTE_BUDGET) {
-      this.#receiver?.pause();
-      this.#socket?.pause();
-    }
   }
 
   readonly #onNewListener = (event: string | symbol): void => {
@@ -673,7 +669,6 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     this.#heldMessages = null;
     this.#heldBytes = 0;
     for (const [data, isBinary] of held) this.emit('message', data, isBinary);
-    if (!this.#paused && this.#readyState !== ReadyState.CLOSED) this.#resumeReading();
   }
 
   /** "Fail the WebSocket Connection" (RFC 6455 §7.1.7): close frame with `code`, then close TCP. */

@@ -192,6 +192,22 @@ describe('receiving', () => {
     await expect.poll(() => got, { timeout: 5000 }).toEqual(['one', 'two']);
   });
 
+  it('drops unheard messages past the 1 MiB hold budget, as ws would, and delivers what follows', async () => {
+    const { wss, url } = await startServer();
+    const client = track(new WebSocket(url));
+    const [[ws]] = await Promise.all([
+      waitFor<[WebSocket]>(wss, 'connection'),
+      waitFor(client, 'open'),
+    ]);
+    for (let i = 0; i < 3; i++) client.send(Buffer.alloc(400 * 1024, i));
+    await new Promise<void>((resolve) => client.send('sync', () => resolve()));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const got: string[] = [];
+    ws.on('message', (data) => got.push(String(data)));
+    client.send('later');
+    await expect.poll(() => got).toEqual(['later']);
+  });
+
   it('delivers frames sent in the same packet as the upgrade request', async () => {
     const { wss, port } = await startServer();
     const client = new RawClient(port);
