@@ -2,7 +2,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type RawData, WebSocket } from '../src/index.js';
 import { Opcode } from '../src/protocol/constants.js';
 import { closePayload, rawFrame } from './frames.js';
-import { closeAll, RawClient, startServer, track, waitFor } from './net-helpers.js';
+import {
+  closeAll,
+  connectPair,
+  connectRaw,
+  RawClient,
+  startServer,
+  track,
+  waitFor,
+} from './net-helpers.js';
 
 afterEach(closeAll);
 
@@ -39,12 +47,7 @@ describe('a weft server failing a connection on bad frames', () => {
   ];
   for (const [name, bytes, expected] of cases) {
     it(`${name}: close frame ${expected}, 'error' with the code, 'close' with 1006, socket closed`, async () => {
-      const { wss, port } = await startServer({ maxPayload: 1024 });
-      const client = new RawClient(port);
-      const [ws] = await Promise.all([
-        waitFor<[WebSocket]>(wss, 'connection').then(([socket]) => socket),
-        client.upgrade(),
-      ]);
+      const { wss, raw: client, ws } = await connectRaw({ maxPayload: 1024 });
       const errors: Error[] = [];
       ws.on('error', (error) => errors.push(error));
       const closed = waitFor<[number, Buffer]>(ws, 'close');
@@ -60,9 +63,7 @@ describe('a weft server failing a connection on bad frames', () => {
   }
 
   it('does not crash without an error listener', async () => {
-    const { wss, port } = await startServer();
-    const client = new RawClient(port);
-    const [[ws]] = await Promise.all([waitFor<[WebSocket]>(wss, 'connection'), client.upgrade()]);
+    const { raw: client, ws } = await connectRaw();
     client.socket.write(rawFrame({ opcode: Opcode.Text, payload: 'unmasked' }));
     expect(await client.closeCode()).toBe(1002);
     await waitFor(ws, 'close');
@@ -71,9 +72,7 @@ describe('a weft server failing a connection on bad frames', () => {
 
 describe('the closing handshake', () => {
   it('destroys the socket after closeTimeout when the peer never answers', async () => {
-    const { wss, port } = await startServer({ closeTimeout: 200 });
-    const client = new RawClient(port);
-    const [[ws]] = await Promise.all([waitFor<[WebSocket]>(wss, 'connection'), client.upgrade()]);
+    const { raw: client, ws } = await connectRaw({ closeTimeout: 200 });
     ws.close(1000, 'bye');
     expect(ws.readyState).toBe(WebSocket.CLOSING);
     expect(await client.closeCode()).toBe(1000);
@@ -83,9 +82,7 @@ describe('the closing handshake', () => {
   });
 
   it('answers a peer close frame with the same code and reason, then ends TCP', async () => {
-    const { wss, port } = await startServer();
-    const client = new RawClient(port);
-    const [[ws]] = await Promise.all([waitFor<[WebSocket]>(wss, 'connection'), client.upgrade()]);
+    const { raw: client, ws } = await connectRaw();
     const closed = waitFor<[number, Buffer]>(ws, 'close');
     client.socket.write(
       rawFrame({ opcode: Opcode.Close, payload: closePayload(4001, 'done'), mask: true }),
@@ -98,12 +95,7 @@ describe('the closing handshake', () => {
   });
 
   it('validates close arguments', async () => {
-    const { wss, url } = await startServer();
-    const client = track(new WebSocket(url));
-    const [[ws]] = await Promise.all([
-      waitFor<[WebSocket]>(wss, 'connection'),
-      waitFor(client, 'open'),
-    ]);
+    const { client, server: ws } = await connectPair();
     for (const code of [999, 1004, 1005, 1006, 1015, 2999])
       expect(() => ws.close(code)).toThrow(TypeError);
     expect(() => ws.close(5000)).toThrow(TypeError);
@@ -151,12 +143,7 @@ describe('sending', () => {
   });
 
   it('keeps order when a Blob is sent before a string', async () => {
-    const { wss, url } = await startServer();
-    const client = track(new WebSocket(url));
-    const [[server]] = await Promise.all([
-      waitFor<[WebSocket]>(wss, 'connection'),
-      waitFor(client, 'open'),
-    ]);
+    const { client, server } = await connectPair();
     const got: string[] = [];
     server.on('message', (data) => got.push(String(data)));
     client.send(new Blob(['first']));
@@ -167,9 +154,7 @@ describe('sending', () => {
   });
 
   it('counts bufferedAmount while the peer does not read', async () => {
-    const { wss, port } = await startServer();
-    const client = new RawClient(port);
-    const [[ws]] = await Promise.all([waitFor<[WebSocket]>(wss, 'connection'), client.upgrade()]);
+    const { raw: client, ws } = await connectRaw();
     client.socket.pause();
     const chunk = Buffer.alloc(1 << 20);
     for (let i = 0; i < 64; i++) ws.send(chunk);
@@ -193,12 +178,7 @@ describe('receiving', () => {
   });
 
   it('drops unheard messages past the 1 MiB hold budget, as ws would, and delivers what follows', async () => {
-    const { wss, url } = await startServer();
-    const client = track(new WebSocket(url));
-    const [[ws]] = await Promise.all([
-      waitFor<[WebSocket]>(wss, 'connection'),
-      waitFor(client, 'open'),
-    ]);
+    const { client, server: ws } = await connectPair();
     for (let i = 0; i < 3; i++) client.send(Buffer.alloc(400 * 1024, i));
     await new Promise<void>((resolve) => client.send('sync', () => resolve()));
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -243,12 +223,7 @@ describe('receiving', () => {
   });
 
   it('hands binary messages over in the binaryType form', async () => {
-    const { wss, url } = await startServer();
-    const client = track(new WebSocket(url));
-    const [[server]] = await Promise.all([
-      waitFor<[WebSocket]>(wss, 'connection'),
-      waitFor(client, 'open'),
-    ]);
+    const { client, server } = await connectPair();
     const got: RawData[] = [];
     client.on('message', (data) => got.push(data));
     for (const type of ['nodebuffer', 'arraybuffer', 'fragments', 'blob'] as const) {
@@ -267,9 +242,7 @@ describe('receiving', () => {
 
   for (const allowSynchronousEvents of [true, false]) {
     it(`emits messages from one chunk ${allowSynchronousEvents ? 'in one tick' : 'one tick apart'} (allowSynchronousEvents: ${allowSynchronousEvents})`, async () => {
-      const { wss, port } = await startServer({ allowSynchronousEvents });
-      const client = new RawClient(port);
-      const [[ws]] = await Promise.all([waitFor<[WebSocket]>(wss, 'connection'), client.upgrade()]);
+      const { raw: client, ws } = await connectRaw({ allowSynchronousEvents });
       const order: string[] = [];
       ws.on('message', (data) => {
         order.push(`message ${data}`);
@@ -290,12 +263,7 @@ describe('receiving', () => {
   }
 
   it('pause() stops message delivery and resume() restarts it', async () => {
-    const { wss, url } = await startServer();
-    const client = track(new WebSocket(url));
-    const [[server]] = await Promise.all([
-      waitFor<[WebSocket]>(wss, 'connection'),
-      waitFor(client, 'open'),
-    ]);
+    const { client, server } = await connectPair();
     const got: string[] = [];
     server.on('message', (data) => got.push(String(data)));
     server.pause();

@@ -126,3 +126,22 @@ export class RawClient {
     return bytes.readUInt16BE(at + 2);
   }
 }
+
+/** A weft client connected to a weft server: both ends, open. */
+export async function connectPair(options: Omit<ServerOptions, 'port'> = {}) {
+  const { wss, url } = await startServer(options);
+  const client = track(new WebSocket(url));
+  const [[server]] = await Promise.all([
+    waitFor<[WebSocket]>(wss, 'connection'),
+    waitFor(client, 'open'),
+  ]);
+  return { wss, url, client, server };
+}
+
+/** A raw TCP client upgraded on a weft server, and the server's end of it. */
+export async function connectRaw(options: Omit<ServerOptions, 'port'> = {}) {
+  const { wss, port } = await startServer(options);
+  const raw = new RawClient(port);
+  const [[ws]] = await Promise.all([waitFor<[WebSocket]>(wss, 'connection'), raw.upgrade()]);
+  return { wss, port, raw, ws };
+}
