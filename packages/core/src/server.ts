@@ -4,6 +4,12 @@ import type https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import { parseExtensions } from './extensions/header.js';
+import {
+  acceptOffers,
+  PerMessageDeflate,
+  type PerMessageDeflateOptions,
+} from './extensions/permessage-deflate.js';
 import { acceptKey } from './handshake/accept-key.js';
 import { checkUpgradeRequest, rejectHandshake } from './handshake/upgrade-request.js';
 import { DEFAULT_MAX_PAYLOAD } from './protocol/constants.js';
@@ -50,8 +56,8 @@ export interface ServerOptions<W extends WebSocket = WebSocket> extends Connecti
   handleProtocols?: (protocols: Set<string>, request: IncomingMessage) => string | false;
   /** Keep open connections in `clients` (default true). */
   clientTracking?: boolean;
-  /** permessage-deflate; accepted for `ws` compatibility, not negotiated yet (off, as in `ws`). */
-  perMessageDeflate?: boolean | object;
+  /** permessage-deflate (RFC 7692): off by default, as in `ws`; `true` or options turn it on. */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
   /** The class connections are made of: a subclass of weft's WebSocket. */
   WebSocket?: new (
     address: null,
@@ -160,9 +166,17 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
       this.#refuse(request, socket, check.status, check.message, check.headers, true);
       return;
     }
+    let deflate: PerMessageDeflate | undefined;
+    try {
+      deflate = this.#negotiateDeflate(request.headers['sec-websocket-extensions']);
+    } catch (error) {
+      const message = `Invalid or unacceptable Sec-WebSocket-Extensions header: ${(error as Error).message}`;
+      this.#refuse(request, socket, 400, message, undefined, true);
+      return;
+    }
     const verifyClient = this.options.verifyClient;
     if (verifyClient === undefined) {
-      this.#completeUpgrade(request, socket, head, check.key, check.protocols, callback);
+      this.#completeUpgrade(request, socket, head, check.key, check.protocols, deflate, callback);
       return;
     }
     const version = request.headers['sec-websocket-version'];
@@ -179,7 +193,16 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     if (verifyClient.length === 2) {
       (verifyClient as VerifyClientAsync)(info, (verified, code = 401, message, headers) => {
         if (!verified) this.#refuse(request, socket, code, message, headers, false);
-        else this.#completeUpgrade(request, socket, head, check.key, check.protocols, callback);
+        else
+          this.#completeUpgrade(
+            request,
+            socket,
+            head,
+            check.key,
+            check.protocols,
+            deflate,
+            callback,
+          );
       });
       return;
     }
@@ -187,7 +210,7 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
       this.#refuse(request, socket, 401, undefined, undefined, false);
       return;
     }
-    this.#completeUpgrade(request, socket, head, check.key, check.protocols, callback);
+    this.#completeUpgrade(request, socket, head, check.key, check.protocols, deflate, callback);
   }
 
   #completeUpgrade(
@@ -196,6 +219,7 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     head: Buffer,
     key: string,
     protocols: Set<string>,
+    deflate: PerMessageDeflate | undefined,
     callback: (socket: W, request: IncomingMessage) => void,
   ): void {
     if (!socket.readable || !socket.writable) {
@@ -229,6 +253,7 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
         headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
       }
     }
+    if (deflate !== undefined) headers.push(`Sec-WebSocket-Extensions: ${deflate.header}`);
     this.emit('headers', headers, request);
     socket.write(`${headers.join('\r\n')}\r\n\r\n`);
     socket.removeListener('error', destroySocket);
@@ -242,6 +267,7 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     });
     ws.setSocket(socket, head, {
       protocol,
+      perMessageDeflate: deflate,
       maxPayload: options.maxPayload,
       skipUTF8Validation: options.skipUTF8Validation,
       allowSynchronousEvents: options.allowSynchronousEvents,
@@ -259,6 +285,17 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
       });
     }
     callback(ws, request);
+  }
+
+  /** The codec for an accepted permessage-deflate offer; throws on a malformed header. */
+  #negotiateDeflate(header: string | undefined): PerMessageDeflate | undefined {
+    const setting = this.options.perMessageDeflate;
+    if (header === undefined || setting === undefined || setting === false) return undefined;
+    const options = setting === true ? {} : setting;
+    const accepted = acceptOffers(parseExtensions(header), options);
+    return accepted === null
+      ? undefined
+      : new PerMessageDeflate(accepted.params, true, options, accepted.response);
   }
 
   #refuse(

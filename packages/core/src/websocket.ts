@@ -4,6 +4,10 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import type https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { CloseEvent, ErrorEvent, MessageEvent, OpenEvent, type WebSocketEvent } from './events.js';
+import type {
+  PerMessageDeflate,
+  PerMessageDeflateOptions,
+} from './extensions/permessage-deflate.js';
 import { ClientHandshake } from './handshake/client-handshake.js';
 import { parseClientUrl } from './handshake/client-url.js';
 import { isToken } from './handshake/subprotocols.js';
@@ -86,18 +90,18 @@ export interface ClientOptions
   /** Ends the upgrade request; a hook to write to it first. Default: `request.end()`. */
   finishRequest?: (request: ClientRequest, websocket: WebSocket) => void;
   /**
-   * permessage-deflate; accepted for `ws` compatibility. Compression is not negotiated yet,
-   * so the client offers no extension.
+   * permessage-deflate (RFC 7692), offered by default: `false` turns it off, an object tunes
+   * it. What the server accepted shows in `extensions`.
    */
-  perMessageDeflate?: boolean | object;
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 /** Options `setSocket` takes: what a server hands to each accepted connection. */
 export interface SocketOptions {
   /** The subprotocol the server selected. */
   protocol?: string;
-  /** The Sec-WebSocket-Extensions value the server answered with. */
-  extensions?: string;
+  /** The negotiated permessage-deflate codec, if any. */
+  perMessageDeflate?: PerMessageDeflate;
   maxPayload?: number;
   skipUTF8Validation?: boolean;
   allowSynchronousEvents?: boolean;
@@ -174,7 +178,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   #isServer: boolean;
   #url: string | undefined;
   #protocol = '';
-  #extensions = '';
+  #deflate: PerMessageDeflate | undefined;
   #binaryType: BinaryType = 'nodebuffer';
   #autoPong: boolean;
   #closeTimeout: number;
@@ -253,9 +257,12 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     return this.#protocol;
   }
 
-  /** The negotiated extensions, as in the Sec-WebSocket-Extensions header, or ''. */
+  /**
+   * The negotiated extensions as the server's Sec-WebSocket-Extensions answer put them (the
+   * browser's form), e.g. `permessage-deflate; client_max_window_bits=15`; '' for none.
+   */
   get extensions(): string {
-    return this.#extensions;
+    return this.#deflate?.header ?? '';
   }
 
   /** The address a client connected to (after redirects); undefined on the server side. */
@@ -315,8 +322,9 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     const mask = options.mask ?? !this.#isServer;
     const binary = options.binary ?? typeof data !== 'string';
     const fin = options.fin ?? true;
+    const compress = options.compress ?? true;
     const payload = isBlob(data) ? data : toBuffer(data);
-    this.#sender!.sendData(payload, { binary, fin, mask }, callback);
+    this.#sender!.sendData(payload, { binary, fin, mask, compress }, callback);
   }
 
   /** Sends a ping (at most 125 bytes of data). */
@@ -474,9 +482,15 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       allowSynchronousEvents: _e,
       closeTimeout: _c,
       finishRequest,
-      perMessageDeflate: _d,
+      perMessageDeflate,
       ...requestOptions
     } = options;
+    const deflateOptions =
+      perMessageDeflate === false
+        ? undefined
+        : perMessageDeflate === true || perMessageDeflate === undefined
+          ? {}
+          : perMessageDeflate;
     this.#handshake = new ClientHandshake(
       target,
       protocols,
@@ -487,6 +501,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
         followRedirects: options.followRedirects ?? false,
         maxRedirects: options.maxRedirects ?? 10,
         origin: options.origin,
+        perMessageDeflate: deflateOptions,
       },
       {
         isConnecting: () => this.#readyState === ReadyState.CONNECTING,
@@ -507,10 +522,11 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
           else socket.once('close', () => this.#emitClose());
           return true;
         },
-        open: (socket, head, protocol) => {
+        open: (socket, head, protocol, deflate) => {
           this.#handshake = null;
           this.setSocket(socket, head, {
             protocol,
+            perMessageDeflate: deflate,
             maxPayload: this.#maxPayload,
             skipUTF8Validation: this.#skipUTF8Validation,
             allowSynchronousEvents: this.#allowSynchronousEvents,
@@ -542,7 +558,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
    */
   setSocket(socket: Duplex, head: Buffer, options: SocketOptions = {}): void {
     if (options.protocol !== undefined) this.#protocol = options.protocol;
-    if (options.extensions !== undefined) this.#extensions = options.extensions;
+    this.#deflate = options.perMessageDeflate;
     if (options.maxPayload !== undefined) this.#maxPayload = options.maxPayload;
     if (options.skipUTF8Validation !== undefined)
       this.#skipUTF8Validation = options.skipUTF8Validation;
@@ -555,10 +571,11 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
         isServer: this.#isServer,
         maxPayload: this.#maxPayload,
         skipUTF8Validation: this.#skipUTF8Validation,
+        decompressor: this.#deflate,
       },
       this.#receiverSink(),
     );
-    this.#sender = new Sender(socket, (error) =>
+    this.#sender = new Sender(socket, this.#deflate, (error) =>
       this.#failConnection(CloseCode.InternalError, error),
     );
 
@@ -705,13 +722,16 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       clearTimeout(this.#closeTimer);
       this.#closeTimer = null;
     }
-    // Frames already received are delivered before 'close', even when paused.
-    if (this.#receiver !== null && !this.#receiver.stopped && this.#receiver.bufferedBytes > 0) {
-      this.#receiver.resume();
-    }
-    this.#receiver?.stop();
     this.#readyState = ReadyState.CLOSING;
-    this.#emitClose();
+    const receiver = this.#receiver;
+    const finish = (): void => {
+      receiver?.stop();
+      this.#deflate?.close();
+      this.#emitClose();
+    };
+    // Frames already received are delivered before 'close', even when paused or inflating.
+    if (receiver !== null && !receiver.stopped) receiver.drain(finish);
+    else finish();
   }
 
   #emitError(error: Error): void {

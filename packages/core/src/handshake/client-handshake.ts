@@ -6,6 +6,13 @@ import http, {
 } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
+import { parseExtensions } from '../extensions/header.js';
+import {
+  acceptResponse,
+  clientOffer,
+  PerMessageDeflate,
+  type PerMessageDeflateOptions,
+} from '../extensions/permessage-deflate.js';
 import { acceptKey } from './accept-key.js';
 import { type ClientTarget, parseClientUrl } from './client-url.js';
 
@@ -16,6 +23,8 @@ export interface ClientHandshakeOptions extends Omit<https.RequestOptions, 'time
   readonly followRedirects: boolean;
   readonly maxRedirects: number;
   readonly origin: string | undefined;
+  /** Offer permessage-deflate with these options; undefined offers nothing. */
+  readonly perMessageDeflate: PerMessageDeflateOptions | undefined;
 }
 
 /** How the handshake reports back to the WebSocket that started it. */
@@ -28,7 +37,12 @@ export interface ClientHandshakeEvents {
   redirect(url: string, request: ClientRequest): void;
   /** A non-101 answer; returns true when the user took it over ('unexpected-response'). */
   unexpectedResponse(request: ClientRequest, response: IncomingMessage): boolean;
-  open(socket: Duplex, head: Buffer, protocol: string, url: URL): void;
+  open(
+    socket: Duplex,
+    head: Buffer,
+    protocol: string,
+    deflate: PerMessageDeflate | undefined,
+  ): void;
   fail(error: Error): void;
 }
 
@@ -83,6 +97,9 @@ export class ClientHandshake {
     };
     if (this.#protocols.length > 0)
       requestHeaders['Sec-WebSocket-Protocol'] = this.#protocols.join(',');
+    if (options.perMessageDeflate !== undefined) {
+      requestHeaders['Sec-WebSocket-Extensions'] = clientOffer(options.perMessageDeflate);
+    }
     if (options.origin !== undefined) {
       requestHeaders[options.protocolVersion === 13 ? 'Origin' : 'Sec-WebSocket-Origin'] =
         options.origin;
@@ -94,6 +111,7 @@ export class ClientHandshake {
       maxRedirects: _m,
       origin: _o,
       protocolVersion: _v,
+      perMessageDeflate: _d,
       ...passThrough
     } = options;
     const requestOptions: https.RequestOptions = {
@@ -150,13 +168,17 @@ export class ClientHandshake {
         return;
       }
       const problem = this.#checkResponse(response, key);
-      if (problem !== undefined) {
+      let deflate: PerMessageDeflate | undefined;
+      try {
+        if (problem !== undefined) throw new Error(problem);
+        deflate = this.#acceptExtensions(response.headers['sec-websocket-extensions']);
+      } catch (error) {
         socket.destroy();
-        this.#fail(new Error(problem));
+        this.#fail(error as Error);
         return;
       }
       this.#finish(false);
-      this.#events.open(socket, head, response.headers['sec-websocket-protocol'] ?? '', target.url);
+      this.#events.open(socket, head, response.headers['sec-websocket-protocol'] ?? '', deflate);
     });
 
     if (this.#redirects > 0) this.#events.redirect(target.url.href, request);
@@ -203,10 +225,28 @@ export class ClientHandshake {
     } else if (this.#protocols.length > 0) {
       return 'Server sent no subprotocol';
     }
-    if (response.headers['sec-websocket-extensions'] !== undefined) {
-      return 'Server sent a Sec-WebSocket-Extensions header but no extension was requested';
-    }
     return undefined;
+  }
+
+  /** The codec for the extensions the server accepted; throws when it accepted badly (RFC 7692 §5). */
+  #acceptExtensions(header: string | undefined): PerMessageDeflate | undefined {
+    if (header === undefined) return undefined;
+    const options = this.#options.perMessageDeflate;
+    if (options === undefined) {
+      throw new Error(
+        'Server sent a Sec-WebSocket-Extensions header but no extension was requested',
+      );
+    }
+    try {
+      return new PerMessageDeflate(
+        acceptResponse(parseExtensions(header), options),
+        false,
+        options,
+        header,
+      );
+    } catch (error) {
+      throw new Error(`Invalid Sec-WebSocket-Extensions header: ${(error as Error).message}`);
+    }
   }
 
   #fail(error: Error): void {

@@ -24,10 +24,20 @@ export interface ReceiverOptions {
   /** Skip the UTF-8 check of text messages and close reasons. */
   readonly skipUTF8Validation: boolean;
   /**
-   * Whether the first frame of a message may carry RSV1 (a negotiated extension, such as
-   * permessage-deflate, owns the bit).
+   * The negotiated permessage-deflate codec: it owns RSV1, which marks the first frame of a
+   * compressed message. Without it RSV1 is a protocol error.
    */
-  readonly rsv1Allowed?: boolean;
+  readonly decompressor?: MessageDecompressor;
+}
+
+/** Inflates compressed frames; see `PerMessageDeflate.decompress`. */
+export interface MessageDecompressor {
+  decompress(
+    data: Buffer,
+    fin: boolean,
+    maxOutput: number,
+    callback: (error: WebSocketProtocolError | null, chunks?: Buffer[]) => void,
+  ): void;
 }
 
 // Parser states: each names the bytes it waits for.
@@ -36,8 +46,9 @@ const READ_LENGTH_16 = 1;
 const READ_LENGTH_64 = 2;
 const READ_MASK_KEY = 3;
 const READ_PAYLOAD = 4;
-const STOPPED = 5;
-type ParserState = 0 | 1 | 2 | 3 | 4 | 5;
+const INFLATING = 5;
+const STOPPED = 6;
+type ParserState = 0 | 1 | 2 | 3 | 4 | 5 | 6;
 
 /**
  * The frame parser: an incremental state machine fed with socket chunks of any size. Data
@@ -50,13 +61,14 @@ export class Receiver {
   readonly #isServer: boolean;
   readonly #maxPayload: number;
   readonly #validateUtf8: boolean;
-  readonly #rsv1Allowed: boolean;
+  readonly #decompressor: MessageDecompressor | undefined;
 
   #state: ParserState = READ_HEADER;
   #chunks: Buffer[] = [];
   #buffered = 0;
   #paused = false;
   #running = false;
+  #onDrained: (() => void) | null = null;
 
   // The frame being read.
   #fin = false;
@@ -70,6 +82,11 @@ export class Receiver {
   #messageOpcode = 0;
   #fragments: Buffer[] = [];
   #messageLength = 0;
+  /** Whether the message in progress is compressed (RSV1 on its first frame). */
+  #compressed = false;
+  /** The compressed frame being read, and the compressed bytes of the message so far. */
+  #compressedPieces: Buffer[] = [];
+  #compressedLength = 0;
   readonly #utf8 = new Utf8StreamValidator();
 
   constructor(options: ReceiverOptions, sink: ReceiverSink) {
@@ -77,7 +94,7 @@ export class Receiver {
     this.#isServer = options.isServer;
     this.#maxPayload = options.maxPayload;
     this.#validateUtf8 = !options.skipUTF8Validation;
-    this.#rsv1Allowed = options.rsv1Allowed ?? false;
+    this.#decompressor = options.decompressor;
   }
 
   /** Bytes received but not parsed yet. */
@@ -113,12 +130,30 @@ export class Receiver {
     return this.#paused;
   }
 
+  /**
+   * Parses everything buffered (ignoring `pause()`), waits for an inflate in flight, then
+   * calls `callback`: the peer's last messages are delivered before the connection ends.
+   */
+  drain(callback: () => void): void {
+    this.#paused = false;
+    this.#onDrained = callback;
+    this.#run();
+  }
+
+  #checkDrained(): void {
+    if (this.#onDrained === null || this.#running || this.#state === INFLATING) return;
+    const callback = this.#onDrained;
+    this.#onDrained = null;
+    callback();
+  }
+
   /** Ends parsing for good and drops what is buffered. */
   stop(): void {
     this.#state = STOPPED;
     this.#chunks = [];
     this.#buffered = 0;
     this.#fragments = [];
+    this.#compressedPieces = [];
   }
 
   #run(): void {
@@ -132,6 +167,7 @@ export class Receiver {
     } finally {
       this.#running = false;
     }
+    this.#checkDrained();
   }
 
   /** Advances one state; false when it needs more bytes or parsing is over. */
@@ -245,12 +281,13 @@ export class Receiver {
           ),
         );
       }
-      if (rsv1 && !this.#rsv1Allowed) {
+      if (rsv1 && this.#decompressor === undefined) {
         return this.#fail(
           protocolError('Invalid WebSocket frame: RSV1 must be clear', 'WS_ERR_UNEXPECTED_RSV_1'),
         );
       }
       this.#messageOpcode = opcode;
+      this.#compressed = rsv1;
     } else {
       return this.#fail(
         protocolError(`Invalid WebSocket frame: invalid opcode ${opcode}`, 'WS_ERR_INVALID_OPCODE'),
@@ -275,8 +312,15 @@ export class Receiver {
     this.#payloadLength = length;
     this.#remaining = length;
     if (this.#opcode < Opcode.Close) {
-      const total = this.#messageLength + length;
-      if (this.#maxPayload > 0 && total > this.#maxPayload) {
+      // A compressed message is held to maxPayload after inflating; its compressed size gets
+      // a margin for incompressible data, and a bound so empty deflate blocks cannot stream forever.
+      const total = this.#compressed
+        ? this.#compressedLength + length
+        : this.#messageLength + length;
+      const limit = this.#compressed
+        ? this.#maxPayload + (this.#maxPayload >>> 6) + 1024
+        : this.#maxPayload;
+      if (this.#maxPayload > 0 && total > limit) {
         return this.#fail(
           new WebSocketProtocolError(
             'Max payload size exceeded',
@@ -296,11 +340,53 @@ export class Receiver {
       const piece = this.#takeUpTo(this.#remaining);
       if (this.#masked) unmaskInPlace(piece, this.#maskKey, this.#payloadLength - this.#remaining);
       this.#remaining -= piece.length;
-      if (!this.#acceptMessageData(piece)) return false;
+      if (this.#compressed) {
+        this.#compressedPieces.push(piece);
+        this.#compressedLength += piece.length;
+      } else if (!this.#acceptMessageData(piece)) {
+        return false;
+      }
     }
+    if (this.#compressed) return this.#inflateFrame();
     this.#state = READ_HEADER;
     if (this.#fin) return this.#finishMessage();
     return true;
+  }
+
+  /**
+   * Hands a whole compressed frame to the inflater and waits: nothing after it is parsed
+   * until its bytes are out, which keeps messages in order.
+   */
+  #inflateFrame(): boolean {
+    const pieces = this.#compressedPieces;
+    const data = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+    this.#compressedPieces = [];
+    const fin = this.#fin;
+    const maxOutput = this.#maxPayload > 0 ? this.#maxPayload - this.#messageLength : 0;
+    this.#state = INFLATING;
+    this.#decompressor!.decompress(data, fin, maxOutput, (error, chunks) => {
+      if (this.#state !== INFLATING) return; // stopped meanwhile
+      if (error !== null) {
+        this.#fail(error);
+        this.#checkDrained();
+        return;
+      }
+      this.#state = READ_HEADER;
+      const delivered = this.#deliverInflated(chunks ?? [], fin);
+      if (delivered) this.#run();
+      else this.#checkDrained();
+    });
+    // The callback may already have run (and moved on) synchronously.
+    return this.#state !== INFLATING && !this.stopped;
+  }
+
+  #deliverInflated(chunks: Buffer[], fin: boolean): boolean {
+    for (const chunk of chunks) {
+      if (!this.#acceptMessageData(chunk)) return false;
+    }
+    if (!fin) return true;
+    this.#compressedLength = 0;
+    return this.#finishMessage();
   }
 
   /** Takes the next piece of the current message, checking text as it streams in. */
@@ -323,6 +409,7 @@ export class Receiver {
     this.#fragments = [];
     this.#messageLength = 0;
     this.#messageOpcode = 0;
+    this.#compressed = false;
     this.#sink.onMessage(fragments, length, isBinary);
     return !this.stopped;
   }

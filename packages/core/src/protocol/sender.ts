@@ -10,128 +10,179 @@ export interface DataFrameOptions {
   readonly binary: boolean;
   readonly fin: boolean;
   readonly mask: boolean;
+  /** Compress when the connection negotiated permessage-deflate (decided per message). */
+  readonly compress: boolean;
 }
 
-type PendingPayload = Buffer | Blob;
+/** Compresses outgoing messages; see `PerMessageDeflate.compress`. */
+export interface MessageCompressor {
+  /** Messages below this many bytes are not worth compressing. */
+  readonly threshold: number;
+  compress(
+    data: Buffer,
+    fin: boolean,
+    callback: (error: Error | null, compressed?: Buffer) => void,
+  ): void;
+}
+
+type Payload = Buffer | Blob;
 
 interface PendingSend {
-  payload: PendingPayload;
+  payload: Payload;
+  /** -1 for a data frame (text, binary or continuation is decided in order). */
   opcode: number;
-  options: DataFrameOptions | null;
+  options: DataFrameOptions;
   callback: WriteCallback | undefined;
 }
 
 /**
- * Turns messages and control frames into frames on the socket, in call order. A message
- * whose bytes are not at hand yet (a Blob being read) holds back everything sent after it.
+ * Turns messages and control frames into frames on the socket, in call order. A send that
+ * needs time (a Blob being read, a message being compressed) holds back every send after it,
+ * so the peer sees frames exactly in the order `send` was called.
  */
 export class Sender {
   readonly #socket: Duplex;
+  readonly #compressor: MessageCompressor | undefined;
   readonly #onPayloadError: (error: Error) => void;
   /** Set between a `fin: false` send and the message's last fragment. */
   #inFragmentedMessage = false;
-  /** Sends waiting behind a Blob, or null when sends go straight to the socket. */
-  #waiting: PendingSend[] | null = null;
-  #waitingBytes = 0;
+  /** Whether the message in progress is compressed: decided by its first fragment. */
+  #compressingMessage = false;
+  /** Sends waiting behind a slow one. */
+  readonly #queue: PendingSend[] = [];
+  #queuedBytes = 0;
+  #busy = false;
 
-  constructor(socket: Duplex, onPayloadError: (error: Error) => void) {
+  constructor(
+    socket: Duplex,
+    compressor: MessageCompressor | undefined,
+    onPayloadError: (error: Error) => void,
+  ) {
     this.#socket = socket;
+    this.#compressor = compressor;
     this.#onPayloadError = onPayloadError;
   }
 
   /** Bytes accepted by `send` but not yet given to the socket. */
   get queuedBytes(): number {
-    return this.#waitingBytes;
+    return this.#queuedBytes;
   }
 
-  sendData(payload: PendingPayload, options: DataFrameOptions, callback?: WriteCallback): void {
+  sendData(payload: Payload, options: DataFrameOptions, callback?: WriteCallback): void {
     this.#enqueue({ payload, opcode: -1, options, callback });
   }
 
   sendControl(opcode: number, payload: Buffer, mask: boolean, callback?: WriteCallback): void {
-    this.#enqueue({ payload, opcode, options: { binary: true, fin: true, mask }, callback });
+    this.#enqueue({
+      payload,
+      opcode,
+      options: { binary: true, fin: true, mask, compress: false },
+      callback,
+    });
   }
 
   #enqueue(send: PendingSend): void {
-    if (this.#waiting !== null) {
-      this.#waiting.push(send);
-      this.#waitingBytes += payloadSize(send.payload);
+    if (this.#busy) {
+      this.#queue.push(send);
+      this.#queuedBytes += payloadSize(send.payload);
       return;
     }
-    if (Buffer.isBuffer(send.payload)) {
-      this.#write(send, send.payload);
+    this.#process(send);
+  }
+
+  /** Sends one queued item; may leave the sender busy until an async step finishes. */
+  #process(send: PendingSend): void {
+    const payload = send.payload;
+    if (!Buffer.isBuffer(payload)) {
+      this.#busy = true;
+      this.#queuedBytes += payload.size;
+      payload.arrayBuffer().then(
+        (bytes) => {
+          this.#queuedBytes -= payload.size;
+          this.#busy = false;
+          send.payload = Buffer.from(bytes);
+          this.#process(send);
+          this.#drain();
+        },
+        (error: unknown) =>
+          this.#abandon(send, error instanceof Error ? error : new Error(String(error))),
+      );
       return;
     }
-    this.#waiting = [];
-    this.#waitingBytes = send.payload.size;
-    this.#readBlob(send, send.payload);
-  }
-
-  #readBlob(send: PendingSend, blob: Blob): void {
-    blob.arrayBuffer().then(
-      (bytes) => {
-        this.#waitingBytes -= blob.size;
-        this.#write(send, Buffer.from(bytes));
-        this.#drainWaiting();
-      },
-      (error: unknown) => {
-        // Nothing after an unreadable payload may go out, or the peer would see a message
-        // with a piece missing; the connection is failed by the owner.
-        const reason = error instanceof Error ? error : new Error(String(error));
-        const waiting = this.#waiting ?? [];
-        this.#waiting = [];
-        this.#waitingBytes = 0;
-        send.callback?.(reason);
-        for (const later of waiting) later.callback?.(reason);
-        this.#onPayloadError(reason);
-      },
-    );
-  }
-
-  #drainWaiting(): void {
-    const waiting = this.#waiting;
-    if (waiting === null) return;
-    while (waiting.length > 0) {
-      const next = waiting.shift()!;
-      if (!Buffer.isBuffer(next.payload)) {
-        this.#readBlob(next, next.payload);
+    if (send.opcode !== -1) {
+      this.#write(send.opcode, payload, true, false, send.options.mask, send.callback);
+      return;
+    }
+    const options = send.options;
+    const first = !this.#inFragmentedMessage;
+    const opcode = first ? (options.binary ? Opcode.Binary : Opcode.Text) : Opcode.Continuation;
+    if (first) {
+      const compressor = this.#compressor;
+      this.#compressingMessage =
+        options.compress && compressor !== undefined && payload.length >= compressor.threshold;
+    }
+    this.#inFragmentedMessage = !options.fin;
+    if (!this.#compressingMessage) {
+      this.#write(opcode, payload, options.fin, false, options.mask, send.callback);
+      return;
+    }
+    this.#busy = true;
+    this.#queuedBytes += payload.length;
+    this.#compressor!.compress(payload, options.fin, (error, compressed) => {
+      this.#queuedBytes -= payload.length;
+      this.#busy = false;
+      if (error !== null || compressed === undefined) {
+        this.#abandon(send, error ?? new Error('Compression failed'));
         return;
       }
-      this.#waitingBytes -= next.payload.length;
-      this.#write(next, next.payload);
-    }
-    this.#waiting = null;
+      // RSV1 marks the first frame of a compressed message only (RFC 7692 §6).
+      this.#write(opcode, compressed, options.fin, first, options.mask, send.callback);
+      this.#drain();
+    });
   }
 
-  #write(send: PendingSend, payload: Buffer): void {
-    const options = send.options!;
-    let opcode = send.opcode;
-    if (opcode === -1) {
-      opcode = this.#inFragmentedMessage
-        ? Opcode.Continuation
-        : options.binary
-          ? Opcode.Binary
-          : Opcode.Text;
-      this.#inFragmentedMessage = !options.fin;
+  #drain(): void {
+    while (!this.#busy && this.#queue.length > 0) {
+      const next = this.#queue.shift()!;
+      this.#queuedBytes -= payloadSize(next.payload);
+      this.#process(next);
     }
-    const frame = buildFrame(payload, {
-      opcode,
-      fin: options.fin,
-      rsv1: false,
-      mask: options.mask,
-    });
+  }
+
+  /**
+   * A payload could not be produced. Nothing after it may go out, or the peer would see a
+   * message with a piece missing; every waiting send is refused and the owner fails the connection.
+   */
+  #abandon(send: PendingSend, error: Error): void {
+    this.#busy = true; // stays busy: the connection is being failed
+    const waiting = this.#queue.splice(0);
+    this.#queuedBytes = 0;
+    send.callback?.(error);
+    for (const later of waiting) later.callback?.(error);
+    this.#onPayloadError(error);
+  }
+
+  #write(
+    opcode: number,
+    payload: Buffer,
+    fin: boolean,
+    rsv1: boolean,
+    mask: boolean,
+    callback: WriteCallback | undefined,
+  ): void {
+    const frame = buildFrame(payload, { opcode, fin, rsv1, mask });
     const socket = this.#socket;
     if (Buffer.isBuffer(frame)) {
-      socket.write(frame, send.callback);
+      socket.write(frame, callback);
     } else {
       socket.cork();
       socket.write(frame[0]);
-      socket.write(frame[1], send.callback);
+      socket.write(frame[1], callback);
       socket.uncork();
     }
   }
 }
 
-function payloadSize(payload: PendingPayload): number {
+function payloadSize(payload: Payload): number {
   return Buffer.isBuffer(payload) ? payload.length : payload.size;
 }

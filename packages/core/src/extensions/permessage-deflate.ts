@@ -1,0 +1,422 @@
+import zlib from 'node:zlib';
+import { CloseCode } from '../protocol/close-codes.js';
+import { WebSocketProtocolError } from '../protocol/errors.js';
+import { type ExtensionOffer, formatExtension } from './header.js';
+import { JobLimiter } from './zlib-limiter.js';
+
+export const EXTENSION_NAME = 'permessage-deflate';
+
+/** Options of permessage-deflate (RFC 7692), as `ws` names them. */
+export interface PerMessageDeflateOptions {
+  /** Ask for (client) or impose (server) no context takeover on the server's compressor. */
+  serverNoContextTakeover?: boolean;
+  /** Ask for (client) or impose (server) no context takeover on the client's compressor. */
+  clientNoContextTakeover?: boolean;
+  /** Largest LZ77 window (2^bits bytes, 8-15) the server's compressor may use. */
+  serverMaxWindowBits?: number | boolean;
+  /** Largest LZ77 window (8-15) the client's compressor may use; true offers the parameter without a value. */
+  clientMaxWindowBits?: number | boolean;
+  /** Extra options for zlib's deflate (level, memLevel, strategy...); windowBits is negotiated. */
+  zlibDeflateOptions?: zlib.ZlibOptions;
+  /** Extra options for zlib's inflate; windowBits is negotiated. */
+  zlibInflateOptions?: zlib.ZlibOptions;
+  /** Messages smaller than this many bytes are sent uncompressed (default 1024). */
+  threshold?: number;
+  /** zlib jobs running at once in the process (default 10); the rest wait their turn. */
+  concurrencyLimit?: number;
+}
+
+/** What both ends agreed on; window bits are the effective sizes (15 when not limited). */
+export interface DeflateParams {
+  readonly serverNoContextTakeover: boolean;
+  readonly clientNoContextTakeover: boolean;
+  readonly serverMaxWindowBits: number;
+  readonly clientMaxWindowBits: number;
+}
+
+/** An offer or response parameter set after validation. */
+interface DeflateParamSet {
+  server_no_context_takeover?: true;
+  client_no_context_takeover?: true;
+  server_max_window_bits?: number;
+  client_max_window_bits?: number | true;
+}
+
+const WINDOW_BITS = /^(?:8|9|1[0-5])$/;
+
+/** A negotiation the peer got wrong; the server answers it with 400, the client fails. */
+export class NegotiationError extends Error {
+  override readonly name = 'NegotiationError';
+}
+
+function validateParams(offer: ExtensionOffer, isResponse: boolean): DeflateParamSet {
+  const set: DeflateParamSet = {};
+  for (const [key, value] of offer.params) {
+    if (Object.hasOwn(set, key))
+      throw new NegotiationError(`Duplicate parameter "${key}" in ${EXTENSION_NAME}`);
+    switch (key) {
+      case 'server_no_context_takeover':
+      case 'client_no_context_takeover':
+        if (value !== true) throw new NegotiationError(`Parameter "${key}" takes no value`);
+        set[key] = true;
+        break;
+      case 'server_max_window_bits':
+        if (value === true || !WINDOW_BITS.test(value)) {
+          throw new NegotiationError(`Invalid value for parameter "${key}": expected 8-15`);
+        }
+        set[key] = Number(value);
+        break;
+      case 'client_max_window_bits':
+        // In an offer the value is optional; in a response it is required (RFC 7692 §7.1.2.2).
+        if (value === true && !isResponse) {
+          set[key] = true;
+          break;
+        }
+        if (value === true || !WINDOW_BITS.test(value)) {
+          throw new NegotiationError(`Invalid value for parameter "${key}": expected 8-15`);
+        }
+        set[key] = Number(value);
+        break;
+      default:
+        throw new NegotiationError(`Unknown parameter "${key}" in ${EXTENSION_NAME}`);
+    }
+  }
+  return set;
+}
+
+function windowBitsOption(value: number | boolean | undefined, name: string): number | undefined {
+  if (typeof value !== 'number') return undefined;
+  if (!Number.isInteger(value) || value < 8 || value > 15) {
+    throw new RangeError(`perMessageDeflate.${name} must be an integer from 8 to 15`);
+  }
+  return value;
+}
+
+/** The client's offer: one element, `permessage-deflate; client_max_window_bits` by default. */
+export function clientOffer(options: PerMessageDeflateOptions): string {
+  const params: Array<[string, string | true]> = [];
+  if (options.serverNoContextTakeover) params.push(['server_no_context_takeover', true]);
+  if (options.clientNoContextTakeover) params.push(['client_no_context_takeover', true]);
+  const serverBits = windowBitsOption(options.serverMaxWindowBits, 'serverMaxWindowBits');
+  if (serverBits !== undefined) params.push(['server_max_window_bits', String(serverBits)]);
+  const clientBits = windowBitsOption(options.clientMaxWindowBits, 'clientMaxWindowBits');
+  if (clientBits !== undefined) params.push(['client_max_window_bits', String(clientBits)]);
+  else if (options.clientMaxWindowBits !== false) params.push(['client_max_window_bits', true]);
+  return formatExtension({ name: EXTENSION_NAME, params });
+}
+
+/**
+ * Server side (RFC 7692 §5, §7.1): picks the first permessage-deflate offer this server's
+ * options can honour and builds the response element. Returns null when none fits (the
+ * connection then runs uncompressed); throws a NegotiationError for a malformed offer.
+ */
+export function acceptOffers(
+  offers: readonly ExtensionOffer[],
+  options: PerMessageDeflateOptions,
+): { params: DeflateParams; response: string } | null {
+  const candidates = offers
+    .filter((offer) => offer.name === EXTENSION_NAME)
+    .map((offer) => validateParams(offer, false));
+  const serverLimit = windowBitsOption(options.serverMaxWindowBits, 'serverMaxWindowBits') ?? 15;
+  const clientLimit = windowBitsOption(options.clientMaxWindowBits, 'clientMaxWindowBits');
+  for (const offer of candidates) {
+    if (options.serverNoContextTakeover === false && offer.server_no_context_takeover) continue;
+    if (options.serverMaxWindowBits === false && offer.server_max_window_bits !== undefined)
+      continue;
+    // Limiting the client's window needs a client that understands the parameter.
+    if (clientLimit !== undefined && offer.client_max_window_bits === undefined) continue;
+
+    const serverBits = Math.min(serverLimit, offer.server_max_window_bits ?? 15);
+    let clientBits = 15;
+    let announceClientBits = false;
+    if (offer.client_max_window_bits !== undefined) {
+      const offered = offer.client_max_window_bits === true ? 15 : offer.client_max_window_bits;
+      clientBits = Math.min(clientLimit ?? 15, offered);
+      announceClientBits = clientLimit !== undefined || offer.client_max_window_bits !== true;
+    }
+    const params: DeflateParams = {
+      serverNoContextTakeover:
+        options.serverNoContextTakeover === true || offer.server_no_context_takeover === true,
+      clientNoContextTakeover:
+        options.clientNoContextTakeover === true || offer.client_no_context_takeover === true,
+      serverMaxWindowBits: serverBits,
+      clientMaxWindowBits: clientBits,
+    };
+    const response: Array<[string, string | true]> = [];
+    if (params.serverNoContextTakeover) response.push(['server_no_context_takeover', true]);
+    if (params.clientNoContextTakeover) response.push(['client_no_context_takeover', true]);
+    if (offer.server_max_window_bits !== undefined || serverBits < 15) {
+      response.push(['server_max_window_bits', String(serverBits)]);
+    }
+    if (announceClientBits) response.push(['client_max_window_bits', String(clientBits)]);
+    return { params, response: formatExtension({ name: EXTENSION_NAME, params: response }) };
+  }
+  return null;
+}
+
+/**
+ * Client side: checks the server's response against what was offered (RFC 7692 §5) and
+ * returns the agreed parameters; throws a NegotiationError when the server broke the rules.
+ */
+export function acceptResponse(
+  elements: readonly ExtensionOffer[],
+  options: PerMessageDeflateOptions,
+): DeflateParams {
+  const unknown = elements.find((element) => element.name !== EXTENSION_NAME);
+  if (unknown !== undefined)
+    throw new NegotiationError(
+      `Server accepted an extension that was not offered: ${unknown.name}`,
+    );
+  if (elements.length !== 1)
+    throw new NegotiationError(`Server accepted ${EXTENSION_NAME} more than once`);
+  const response = validateParams(elements[0]!, true);
+  const serverLimit = windowBitsOption(options.serverMaxWindowBits, 'serverMaxWindowBits');
+  const clientLimit = windowBitsOption(options.clientMaxWindowBits, 'clientMaxWindowBits');
+
+  if (options.clientNoContextTakeover === false && response.client_no_context_takeover) {
+    throw new NegotiationError(
+      'Server required client_no_context_takeover, which this client refuses',
+    );
+  }
+  let clientBits = clientLimit ?? 15;
+  if (typeof response.client_max_window_bits === 'number') {
+    if (options.clientMaxWindowBits === false) {
+      throw new NegotiationError(
+        'Server sent client_max_window_bits, which this client did not offer',
+      );
+    }
+    if (clientLimit !== undefined && response.client_max_window_bits > clientLimit) {
+      throw new NegotiationError('Server sent a client_max_window_bits larger than offered');
+    }
+    clientBits = response.client_max_window_bits;
+  }
+  let serverBits = 15;
+  if (response.server_max_window_bits !== undefined) {
+    if (serverLimit !== undefined && response.server_max_window_bits > serverLimit) {
+      throw new NegotiationError('Server sent a server_max_window_bits larger than offered');
+    }
+    serverBits = response.server_max_window_bits;
+  }
+  return {
+    serverNoContextTakeover: response.server_no_context_takeover === true,
+    clientNoContextTakeover:
+      response.client_no_context_takeover === true || options.clientNoContextTakeover === true,
+    serverMaxWindowBits: serverBits,
+    clientMaxWindowBits: clientBits,
+  };
+}
+
+/** The 4 bytes a sync flush ends with; removed from each message and restored on receipt (§7.2.1). */
+const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+const DEFAULT_THRESHOLD = 1024;
+const DEFAULT_CONCURRENCY = 10;
+
+let limiter: JobLimiter | undefined;
+let openStreams = 0;
+
+function noop(): void {}
+
+/** Called with the compressed payload, or the reason there is none. */
+export type CompressCallback = (error: Error | null, compressed?: Buffer) => void;
+/** Called with the decompressed chunks, or the protocol error that fails the connection. */
+export type DecompressCallback = (error: WebSocketProtocolError | null, chunks?: Buffer[]) => void;
+
+/**
+ * The per-connection codec: one deflate stream for what this end sends and one inflate stream
+ * for what it receives, each made on first use and freed by `close()`.
+ */
+export class PerMessageDeflate {
+  /** zlib streams alive in this process (both directions, all connections): a leak gauge. */
+  static get openStreams(): number {
+    return openStreams;
+  }
+
+  readonly params: DeflateParams;
+  /** The server's Sec-WebSocket-Extensions answer: what `ws.extensions` shows. */
+  readonly header: string;
+  readonly threshold: number;
+  readonly #isServer: boolean;
+  readonly #options: PerMessageDeflateOptions;
+  #deflate: zlib.DeflateRaw | null = null;
+  #inflate: zlib.InflateRaw | null = null;
+  #closed = false;
+  /** Jobs started and not finished: `close()` ends them, since a closed stream may never call back. */
+  readonly #running = new Set<() => void>();
+
+  constructor(
+    params: DeflateParams,
+    isServer: boolean,
+    options: PerMessageDeflateOptions,
+    header: string,
+  ) {
+    this.params = params;
+    this.header = header;
+    this.#isServer = isServer;
+    this.#options = options;
+    this.threshold = options.threshold ?? DEFAULT_THRESHOLD;
+    limiter ??= new JobLimiter(options.concurrencyLimit ?? DEFAULT_CONCURRENCY);
+  }
+
+  /** Compresses one message or fragment; the trailer is stripped from a message's last part. */
+  compress(data: Buffer, fin: boolean, callback: CompressCallback): void {
+    limiter!.run((done) => {
+      if (this.#closed) {
+        done();
+        callback(new Error('The connection closed while the message was being compressed'));
+        return;
+      }
+      const deflate = this.#deflater();
+      const chunks: Buffer[] = [];
+      let length = 0;
+      let finished = false;
+      const onData = (chunk: Buffer): void => {
+        chunks.push(chunk);
+        length += chunk.length;
+      };
+      const abort = (): void => {
+        if (finished) return;
+        finished = true;
+        deflate.removeListener('data', onData);
+        done();
+        callback(new Error('The connection closed while the message was being compressed'));
+      };
+      this.#running.add(abort);
+      deflate.on('data', onData);
+      deflate.write(data);
+      deflate.flush(zlib.constants.Z_SYNC_FLUSH, () => {
+        this.#running.delete(abort);
+        if (finished) return;
+        if (this.#closed) {
+          abort();
+          return;
+        }
+        finished = true;
+        deflate.removeListener('data', onData);
+        done();
+        let out = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
+        if (fin) {
+          out = out.subarray(0, out.length - TRAILER.length);
+          const noTakeover = this.#isServer
+            ? this.params.serverNoContextTakeover
+            : this.params.clientNoContextTakeover;
+          if (noTakeover) deflate.reset();
+        }
+        callback(null, out);
+      });
+    });
+  }
+
+  /**
+   * Decompresses one frame's payload. Output beyond `maxOutput` bytes (0: no limit) stops
+   * zlib at once and fails with 1009, so a decompression bomb costs no more than the limit.
+   */
+  decompress(data: Buffer, fin: boolean, maxOutput: number, callback: DecompressCallback): void {
+    limiter!.run((done) => {
+      if (this.#closed) {
+        done();
+        return;
+      }
+      const inflate = this.#inflater();
+      const chunks: Buffer[] = [];
+      let length = 0;
+      let finished = false;
+      const finish = (error: WebSocketProtocolError | null): void => {
+        if (finished) return;
+        finished = true;
+        this.#running.delete(abort);
+        inflate.removeListener('data', onData);
+        inflate.removeListener('error', onError);
+        done();
+        if (this.#closed) return;
+        if (error !== null) {
+          this.#discardInflater();
+          callback(error);
+          return;
+        }
+        if (fin) {
+          const noTakeover = this.#isServer
+            ? this.params.clientNoContextTakeover
+            : this.params.serverNoContextTakeover;
+          if (noTakeover) inflate.reset();
+        }
+        callback(null, chunks);
+      };
+      const onData = (chunk: Buffer): void => {
+        length += chunk.length;
+        if (maxOutput > 0 && length > maxOutput) {
+          finish(
+            new WebSocketProtocolError(
+              'Max payload size exceeded',
+              'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
+              CloseCode.MessageTooBig,
+            ),
+          );
+          return;
+        }
+        chunks.push(chunk);
+      };
+      const onError = (error: Error): void => {
+        finish(
+          new WebSocketProtocolError(
+            `Invalid compressed data: ${error.message}`,
+            'WS_ERR_INVALID_COMPRESSED_DATA',
+            CloseCode.InvalidPayload,
+          ),
+        );
+      };
+      // Closing mid-job: the receiver is gone, so no callback, just the slot back.
+      const abort = (): void => finish(null);
+      this.#running.add(abort);
+      inflate.on('data', onData);
+      inflate.on('error', onError);
+      inflate.write(data);
+      if (fin) inflate.write(TRAILER);
+      inflate.flush(() => finish(null));
+    });
+  }
+
+  /** Frees both zlib streams; later jobs are refused. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const abort of [...this.#running]) abort();
+    this.#running.clear();
+    if (this.#deflate !== null) {
+      this.#deflate.close();
+      this.#deflate = null;
+      openStreams--;
+    }
+    this.#discardInflater();
+  }
+
+  #discardInflater(): void {
+    if (this.#inflate === null) return;
+    this.#inflate.close();
+    this.#inflate = null;
+    openStreams--;
+  }
+
+  #deflater(): zlib.DeflateRaw {
+    if (this.#deflate === null) {
+      const windowBits = this.#isServer
+        ? this.params.serverMaxWindowBits
+        : this.params.clientMaxWindowBits;
+      this.#deflate = zlib.createDeflateRaw({ ...this.#options.zlibDeflateOptions, windowBits });
+      this.#deflate.on('error', noop);
+      openStreams++;
+    }
+    return this.#deflate;
+  }
+
+  #inflater(): zlib.InflateRaw {
+    if (this.#inflate === null) {
+      const windowBits = this.#isServer
+        ? this.params.clientMaxWindowBits
+        : this.params.serverMaxWindowBits;
+      this.#inflate = zlib.createInflateRaw({ ...this.#options.zlibInflateOptions, windowBits });
+      this.#inflate.on('error', noop);
+      openStreams++;
+    }
+    return this.#inflate;
+  }
+}
