@@ -19,6 +19,9 @@ declare namespace WebSocket {
   export import Receiver = core.Receiver;
   export import buildFrame = core.buildFrame;
   export import usingNativeMasker = core.usingNativeMasker;
+  export import PerMessageDeflate = core.PerMessageDeflate;
+  export type PerMessageDeflateOptions = core.PerMessageDeflateOptions;
+  export type DeflateParams = core.DeflateParams;
   export type BinaryType = core.BinaryType;
   export type ClientOptions = core.ClientOptions;
   export type ConnectionOptions = core.ConnectionOptions;

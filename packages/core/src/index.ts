@@ -12,6 +12,11 @@ WebSocket.WebSocket = WebSocket;
 WebSocket.createWebSocketStream = createWebSocketStream;
 
 export { CloseEvent, ErrorEvent, MessageEvent, OpenEvent, WebSocketEvent } from './events.js';
+export {
+  type DeflateParams,
+  PerMessageDeflate,
+  type PerMessageDeflateOptions,
+} from './extensions/permessage-deflate.js';
 export type { SendableData } from './protocol/buffers.js';
 export { CloseCode, isValidWireCloseCode } from './protocol/close-codes.js';
 export { ReadyState } from './protocol/constants.js';

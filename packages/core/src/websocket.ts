@@ -327,22 +327,42 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     this.#sender!.sendData(payload, { binary, fin, mask, compress }, callback);
   }
 
-  /** Sends a ping (at most 125 bytes of data). */
-  ping(data?: SendableData, mask?: boolean, callback?: WriteCallback): void {
+  /**
+   * Sends a ping (at most 125 bytes of data). As in `ws`, the callback may come in any
+   * position: `ping(cb)`, `ping(data, cb)`, `ping(data, mask, cb)`.
+   */
+  ping(
+    data?: SendableData | WriteCallback,
+    mask?: boolean | WriteCallback,
+    callback?: WriteCallback,
+  ): void {
     this.#sendControl(Opcode.Ping, data, mask, callback);
   }
 
-  /** Sends an unsolicited pong (at most 125 bytes of data). */
-  pong(data?: SendableData, mask?: boolean, callback?: WriteCallback): void {
+  /** Sends an unsolicited pong (at most 125 bytes of data); arguments as for `ping`. */
+  pong(
+    data?: SendableData | WriteCallback,
+    mask?: boolean | WriteCallback,
+    callback?: WriteCallback,
+  ): void {
     this.#sendControl(Opcode.Pong, data, mask, callback);
   }
 
   #sendControl(
     opcode: number,
-    data: SendableData | undefined,
-    mask: boolean | undefined,
+    dataOrCallback: SendableData | WriteCallback | undefined,
+    maskOrCallback: boolean | WriteCallback | undefined,
     callback: WriteCallback | undefined,
   ): void {
+    let data: SendableData | undefined;
+    let mask: boolean | undefined;
+    if (typeof dataOrCallback === 'function') {
+      callback = dataOrCallback;
+    } else {
+      data = dataOrCallback;
+      if (typeof maskOrCallback === 'function') callback = maskOrCallback;
+      else mask = maskOrCallback;
+    }
     if (this.#readyState === ReadyState.CONNECTING) throw this.#notOpenError();
     if (typeof data === 'number') data = String(data);
     if (isBlob(data)) throw new TypeError('A ping or pong payload cannot be a Blob');
@@ -400,7 +420,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
           ? Buffer.from(reason)
           : reason;
     if (reasonBytes.length > MAX_CLOSE_REASON_BYTES) {
-      throw new SyntaxError('The message must not be greater than 123 bytes');
+      throw new RangeError('The message must not be greater than 123 bytes');
     }
     if (code === undefined && reasonBytes.length > 0) {
       throw new TypeError('A close reason needs a close code');

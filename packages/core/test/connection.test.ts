@@ -99,7 +99,7 @@ describe('the closing handshake', () => {
     for (const code of [999, 1004, 1005, 1006, 1015, 2999])
       expect(() => ws.close(code)).toThrow(TypeError);
     expect(() => ws.close(5000)).toThrow(TypeError);
-    expect(() => ws.close(1000, 'x'.repeat(124))).toThrow(SyntaxError);
+    expect(() => ws.close(1000, 'x'.repeat(124))).toThrow(RangeError);
     expect(() => ws.close(undefined, 'reason without code')).toThrow(TypeError);
     expect(ws.readyState).toBe(WebSocket.OPEN);
     ws.close(1008, 'é'.repeat(61));
@@ -140,6 +140,19 @@ describe('sending', () => {
     const client = track(new WebSocket(url));
     await waitFor(client, 'open');
     expect(() => client.ping(Buffer.alloc(126))).toThrow(RangeError);
+  });
+
+  it('takes the ping/pong callback in any position, as ws does', async () => {
+    const { client, server } = await connectPair();
+    const pongs: string[] = [];
+    client.on('pong', (data) => pongs.push(data.toString()));
+    const done: string[] = [];
+    client.ping(() => done.push('ping()'));
+    client.ping('a', () => done.push('ping(data)'));
+    client.ping('b', true, () => done.push('ping(data, mask)'));
+    server.pong('c', () => done.push('pong(data)'));
+    await expect.poll(() => done.length).toBe(4);
+    await expect.poll(() => [...pongs].sort()).toEqual(['', 'a', 'b', 'c']);
   });
 
   it('keeps order when a Blob is sent before a string', async () => {

@@ -35,7 +35,7 @@ export function parseClientUrl(address: string | URL): ClientTarget {
   }
   const secure = url.protocol === 'wss:';
   if (url.protocol === 'ws+unix:') {
-    // ws+unix:/path/to/socket:/request/path — the request path follows the last ':'.
+    // ws+unix:/path/to/socket:/request/path: the request path follows the first ':'.
     const [socketPath, requestPath] = splitUnixPath(url.pathname);
     if (socketPath === '') throw new SyntaxError("The URL's pathname is empty");
     return {
