@@ -140,6 +140,20 @@ describe('WebSocket client: the server answer is checked', () => {
     });
   }
 
+  it("fails when the server's permessage-deflate answer breaks the offer", async () => {
+    const url = await fakeServer((request, socket) => {
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept(request)}\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=15\r\n\r\n`,
+      );
+    });
+    const client = new WebSocket(url, { perMessageDeflate: { clientMaxWindowBits: 10 } });
+    const { error, code } = await failureOf(client);
+    expect(error?.message).toMatch(
+      /Invalid Sec-WebSocket-Extensions header: .*client_max_window_bits/,
+    );
+    expect(code).toBe(1006);
+  });
+
   it('fails when it offered subprotocols and the server chose none', async () => {
     const { url } = await startServer({ handleProtocols: () => false });
     const { error } = await failureOf(new WebSocket(url, ['chat']));

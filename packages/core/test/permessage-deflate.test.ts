@@ -1,0 +1,354 @@
+import zlib from 'node:zlib';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type ExtensionOffer, parseExtensions } from '../src/extensions/header.js';
+import {
+  acceptOffers,
+  acceptResponse,
+  clientOffer,
+  NegotiationError,
+} from '../src/extensions/permessage-deflate.js';
+import { PerMessageDeflate, WebSocket } from '../src/index.js';
+import { Opcode } from '../src/protocol/constants.js';
+import { rawFrame } from './frames.js';
+import { closeAll, connectPair, RawClient, startServer, track, waitFor } from './net-helpers.js';
+
+afterEach(closeAll);
+
+/** What a sender puts on the wire for a compressed message: deflate, sync flush, trailer removed. */
+function compressed(data: Buffer | string): Buffer {
+  const out = zlib.deflateRawSync(typeof data === 'string' ? Buffer.from(data) : data, {
+    finishFlush: zlib.constants.Z_SYNC_FLUSH,
+  });
+  return out.subarray(0, out.length - 4);
+}
+
+function offers(header: string): ExtensionOffer[] {
+  return parseExtensions(header);
+}
+
+describe('Sec-WebSocket-Extensions parsing (RFC 6455 §9.1)', () => {
+  it('reads several offers, parameters, spaces and quoted values', () => {
+    expect(
+      parseExtensions(
+        'permessage-deflate ; client_max_window_bits; server_max_window_bits="10" , x-foo, permessage-deflate',
+      ),
+    ).toEqual([
+      {
+        name: 'permessage-deflate',
+        params: [
+          ['client_max_window_bits', true],
+          ['server_max_window_bits', '10'],
+        ],
+      },
+      { name: 'x-foo', params: [] },
+      { name: 'permessage-deflate', params: [] },
+    ]);
+  });
+
+  for (const header of [
+    '',
+    ';',
+    'permessage-deflate;',
+    'a b',
+    'a; b=',
+    'a; b="unterminated',
+    'a; b="not token"',
+    'a; =1',
+    'a;; b',
+  ]) {
+    it(`refuses ${JSON.stringify(header)}`, () => {
+      expect(() => parseExtensions(header)).toThrow(SyntaxError);
+    });
+  }
+});
+
+describe('permessage-deflate negotiation (RFC 7692 §5, §7)', () => {
+  it('offers client_max_window_bits by default and the configured parameters', () => {
+    expect(clientOffer({})).toBe('permessage-deflate; client_max_window_bits');
+    expect(
+      clientOffer({
+        serverNoContextTakeover: true,
+        clientNoContextTakeover: true,
+        serverMaxWindowBits: 10,
+        clientMaxWindowBits: 9,
+      }),
+    ).toBe(
+      'permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; client_max_window_bits=9',
+    );
+    expect(() => clientOffer({ serverMaxWindowBits: 16 })).toThrow(RangeError);
+  });
+
+  it('accepts the first offer it can honour, skipping others', () => {
+    const accepted = acceptOffers(
+      offers('x-unknown, permessage-deflate; server_max_window_bits=10; client_max_window_bits'),
+      {
+        clientMaxWindowBits: 12,
+      },
+    );
+    expect(accepted?.response).toBe(
+      'permessage-deflate; server_max_window_bits=10; client_max_window_bits=12',
+    );
+    expect(accepted?.params).toEqual({
+      serverNoContextTakeover: false,
+      clientNoContextTakeover: false,
+      serverMaxWindowBits: 10,
+      clientMaxWindowBits: 12,
+    });
+  });
+
+  it('declines an offer it cannot honour and falls back to the next', () => {
+    // Limiting the client window needs a client that offered client_max_window_bits.
+    const header = 'permessage-deflate, permessage-deflate; client_max_window_bits=11';
+    expect(
+      acceptOffers(offers(header), { clientMaxWindowBits: 10 })?.params.clientMaxWindowBits,
+    ).toBe(10);
+    expect(acceptOffers(offers('permessage-deflate'), { clientMaxWindowBits: 10 })).toBeNull();
+    expect(acceptOffers(offers('x-other'), {})).toBeNull();
+  });
+
+  it('imposes the server no-context-takeover settings', () => {
+    expect(
+      acceptOffers(offers('permessage-deflate'), {
+        serverNoContextTakeover: true,
+        clientNoContextTakeover: true,
+      })?.response,
+    ).toBe('permessage-deflate; server_no_context_takeover; client_no_context_takeover');
+  });
+
+  const badOffers = [
+    'permessage-deflate; server_no_context_takeover; server_no_context_takeover',
+    'permessage-deflate; server_no_context_takeover=1',
+    'permessage-deflate; server_max_window_bits',
+    'permessage-deflate; server_max_window_bits=7',
+    'permessage-deflate; server_max_window_bits=16',
+    'permessage-deflate; client_max_window_bits=010',
+    'permessage-deflate; unknown_param',
+  ];
+  for (const header of badOffers) {
+    it(`refuses the malformed offer ${header}`, () => {
+      expect(() => acceptOffers(offers(header), {})).toThrow(NegotiationError);
+    });
+  }
+
+  it('checks the server response against the offer', () => {
+    expect(
+      acceptResponse(offers('permessage-deflate; client_max_window_bits=10'), {}),
+    ).toMatchObject({ clientMaxWindowBits: 10 });
+    const bad: Array<[string, object]> = [
+      ['x-other', {}],
+      ['permessage-deflate, permessage-deflate', {}],
+      ['permessage-deflate; client_max_window_bits', {}],
+      ['permessage-deflate; client_max_window_bits=12', { clientMaxWindowBits: 10 }],
+      ['permessage-deflate; client_max_window_bits=12', { clientMaxWindowBits: false }],
+      ['permessage-deflate; server_max_window_bits=12', { serverMaxWindowBits: 10 }],
+      ['permessage-deflate; client_no_context_takeover', { clientNoContextTakeover: false }],
+      ['permessage-deflate; foo', {}],
+    ];
+    for (const [header, options] of bad) {
+      expect(() => acceptResponse(offers(header), options), header).toThrow(NegotiationError);
+    }
+  });
+});
+
+/** A raw client that negotiated permessage-deflate with a weft server. */
+async function rawDeflateClient(serverOptions: Parameters<typeof startServer>[0] = {}) {
+  const { wss, port } = await startServer({
+    perMessageDeflate: { threshold: 0 },
+    ...serverOptions,
+  });
+  const raw = new RawClient(port);
+  const [[ws], head] = await Promise.all([
+    waitFor<[WebSocket]>(wss, 'connection'),
+    raw.upgrade('/', 'Sec-WebSocket-Extensions: permessage-deflate\r\n'),
+  ]);
+  expect(head).toContain('Sec-WebSocket-Extensions: permessage-deflate');
+  return { wss, raw, ws };
+}
+
+describe('permessage-deflate on the wire', () => {
+  it('refuses a malformed extension header with 400', async () => {
+    const { port } = await startServer({ perMessageDeflate: true });
+    const raw = new RawClient(port);
+    await raw.connected();
+    raw.socket.write(
+      'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=99\r\n\r\n',
+    );
+    await raw.closed;
+    expect(raw.received.toString()).toMatch(
+      /^HTTP\/1\.1 400 .*\r\n[\s\S]*Sec-WebSocket-Extensions/,
+    );
+  });
+
+  it('runs uncompressed when no offer fits, and ignores the header when compression is off', async () => {
+    for (const perMessageDeflate of [{ clientMaxWindowBits: 10 }, false]) {
+      const { wss, port } = await startServer({ perMessageDeflate });
+      const raw = new RawClient(port);
+      const [[ws], head] = await Promise.all([
+        waitFor<[WebSocket]>(wss, 'connection'),
+        raw.upgrade('/', 'Sec-WebSocket-Extensions: permessage-deflate\r\n'),
+      ]);
+      expect(head).not.toContain('Sec-WebSocket-Extensions');
+      expect(ws.extensions).toBe('');
+    }
+  });
+
+  it('inflates a compressed message, and sends RSV1 only on compressed ones', async () => {
+    const { raw, ws } = await rawDeflateClient();
+    const got: string[] = [];
+    ws.on('message', (data) => got.push(String(data)));
+    raw.socket.write(
+      rawFrame({ opcode: Opcode.Text, rsv: 4, payload: compressed('hello, deflate'), mask: true }),
+    );
+    await expect.poll(() => got).toEqual(['hello, deflate']);
+    ws.send('plain', { compress: false });
+    ws.send('squeezed');
+    const bytes = await raw.readUntil((b) => b.length >= 7 + 2);
+    expect(bytes[0]).toBe(0x81); // FIN + text, RSV1 clear
+    expect(bytes.subarray(2, 7).toString()).toBe('plain');
+    expect(bytes[7]).toBe(0xc1); // FIN + RSV1 + text
+  });
+
+  it('inflates a fragmented compressed message with a ping between its fragments', async () => {
+    const { raw, ws } = await rawDeflateClient();
+    const got: string[] = [];
+    ws.on('message', (data) => got.push(String(data)));
+    const body = compressed('fragmented and compressed');
+    raw.socket.write(
+      Buffer.concat([
+        rawFrame({
+          opcode: Opcode.Text,
+          rsv: 4,
+          fin: false,
+          payload: body.subarray(0, 5),
+          mask: true,
+        }),
+        rawFrame({ opcode: Opcode.Ping, payload: 'p', mask: true }),
+        rawFrame({ opcode: Opcode.Continuation, payload: body.subarray(5), mask: true }),
+      ]),
+    );
+    await expect.poll(() => got).toEqual(['fragmented and compressed']);
+  });
+
+  const violations: Array<[string, () => Buffer, number]> = [
+    [
+      'RSV1 on a continuation frame',
+      () =>
+        Buffer.concat([
+          rawFrame({ opcode: Opcode.Text, fin: false, payload: 'a', mask: true }),
+          rawFrame({ opcode: Opcode.Continuation, rsv: 4, payload: 'b', mask: true }),
+        ]),
+      1002,
+    ],
+    [
+      'a compressed ping',
+      () => rawFrame({ opcode: Opcode.Ping, rsv: 4, payload: compressed('x'), mask: true }),
+      1002,
+    ],
+    [
+      'data that does not inflate',
+      () =>
+        rawFrame({
+          opcode: Opcode.Binary,
+          rsv: 4,
+          payload: Buffer.from([0xff, 0xff, 0xff, 0xff]),
+          mask: true,
+        }),
+      1007,
+    ],
+    [
+      'compressed text that is not UTF-8',
+      () =>
+        rawFrame({
+          opcode: Opcode.Text,
+          rsv: 4,
+          payload: compressed(Buffer.from([0x61, 0xff])),
+          mask: true,
+        }),
+      1007,
+    ],
+  ];
+  for (const [name, bytes, code] of violations) {
+    it(`fails ${name} with ${code}`, async () => {
+      const { raw, ws } = await rawDeflateClient();
+      const closed = waitFor<[number]>(ws, 'close');
+      raw.socket.write(bytes());
+      expect(await raw.closeCode()).toBe(code);
+      await closed;
+    });
+  }
+
+  it('refuses RSV1 with 1002 when the extension was not negotiated', async () => {
+    const { port } = await startServer({ perMessageDeflate: false });
+    const raw = new RawClient(port);
+    await raw.upgrade('/', 'Sec-WebSocket-Extensions: permessage-deflate\r\n');
+    raw.socket.write(
+      rawFrame({ opcode: Opcode.Text, rsv: 4, payload: compressed('x'), mask: true }),
+    );
+    expect(await raw.closeCode()).toBe(1002);
+  });
+
+  it('stops a decompression bomb at maxPayload with 1009 and frees the inflater', async () => {
+    const before = PerMessageDeflate.openStreams;
+    const { raw, ws } = await rawDeflateClient({ maxPayload: 1024 * 1024 });
+    const bomb = compressed(Buffer.alloc(64 * 1024 * 1024)); // ~64 KiB that inflates to 64 MiB
+    expect(bomb.length).toBeLessThan(1024 * 1024);
+    const got: unknown[] = [];
+    ws.on('message', (data) => got.push(data));
+    const closed = waitFor<[number]>(ws, 'close');
+    raw.socket.write(rawFrame({ opcode: Opcode.Binary, rsv: 4, payload: bomb, mask: true }));
+    expect(await raw.closeCode()).toBe(1009);
+    await closed;
+    expect(got).toEqual([]);
+    expect(PerMessageDeflate.openStreams).toBe(before);
+  });
+
+  it('keeps order across 100 connections x 10 compressed messages and frees every zlib stream', async () => {
+    const before = PerMessageDeflate.openStreams;
+    const { wss, url } = await startServer({ perMessageDeflate: { threshold: 0 } });
+    wss.on('connection', (ws) =>
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })),
+    );
+    const clients = await Promise.all(
+      Array.from({ length: 100 }, async (_, c) => {
+        const client = track(new WebSocket(url, { perMessageDeflate: { threshold: 0 } }));
+        await waitFor(client, 'open', 10_000);
+        expect(client.extensions).toMatch(/^permessage-deflate/);
+        const got: string[] = [];
+        client.on('message', (data) => got.push(String(data)));
+        for (let m = 0; m < 10; m++) {
+          // Sizes alternate so compression jobs of different lengths race each other.
+          client.send(`${c}:${m}:${'x'.repeat(m % 2 === 0 ? 20_000 : 3)}`);
+        }
+        return { client, got, c };
+      }),
+    );
+    expect(PerMessageDeflate.openStreams).toBeGreaterThan(before);
+    for (const { got, c } of clients) {
+      await expect.poll(() => got.length, { timeout: 15_000 }).toBe(10);
+      expect(got.map((text) => text.split(':').slice(0, 2).join(':'))).toEqual(
+        Array.from({ length: 10 }, (_, m) => `${c}:${m}`),
+      );
+    }
+    await Promise.all(
+      clients.map(async ({ client }) => {
+        const closed = waitFor(client, 'close', 10_000);
+        client.close();
+        await closed;
+      }),
+    );
+    await expect.poll(() => wss.clients.size).toBe(0);
+    expect(PerMessageDeflate.openStreams).toBe(before);
+  });
+
+  it('frees zlib streams when a connection is terminated mid-compression', async () => {
+    const before = PerMessageDeflate.openStreams;
+    const { client, server } = await connectPair({ perMessageDeflate: { threshold: 0 } });
+    const errors: Array<Error | null | undefined> = [];
+    for (let i = 0; i < 20; i++)
+      server.send(Buffer.alloc(256 * 1024, i), (error) => errors.push(error));
+    client.terminate();
+    await waitFor(server, 'close');
+    await expect.poll(() => errors.length).toBe(20);
+    expect(PerMessageDeflate.openStreams).toBe(before);
+  });
+});
