@@ -151,6 +151,13 @@ interface WrappedListener {
  */
 const HELD_MESSAGES_BYTE_BUDGET = 1024 * 1024;
 
+/**
+ * Automatic pongs written but not yet flushed. A peer that floods pings and never reads would
+ * otherwise grow our send buffer without bound; past this, pings go unanswered until the
+ * socket drains (RFC 6455 §5.5.3 lets a pong answer only the latest of several pings).
+ */
+const MAX_PENDING_PONGS = 64;
+
 function noop(): void {}
 
 /**
@@ -193,6 +200,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   /** Bytes given to `send` after the connection stopped being open (as `ws` reports them). */
   #bufferedAfterClose = 0;
 
+  #pendingPongs = 0;
   #closeFrameSent = false;
   #closeFrameReceived = false;
   #failed = false;
@@ -625,8 +633,13 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     return {
       onMessage: (fragments, length, isBinary) => this.#onMessage(fragments, length, isBinary),
       onPing: (payload) => {
-        if (this.#autoPong && this.#readyState === ReadyState.OPEN) {
-          this.#sender!.sendControl(Opcode.Pong, payload, !this.#isServer);
+        if (
+          this.#autoPong &&
+          this.#readyState === ReadyState.OPEN &&
+          this.#pendingPongs < MAX_PENDING_PONGS
+        ) {
+          this.#pendingPongs++;
+          this.#sender!.sendControl(Opcode.Pong, payload, !this.#isServer, this.#pongFlushed);
         }
         this.#emitReceived('ping', payload);
       },
@@ -693,6 +706,10 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     this.#heldMessages.push([data, isBinary]);
     this.#heldBytes += length;
   }
+
+  readonly #pongFlushed = (): void => {
+    this.#pendingPongs--;
+  };
 
   readonly #onNewListener = (event: string | symbol): void => {
     if (event !== 'message' || this.#heldMessages === null) return;

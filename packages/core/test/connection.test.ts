@@ -218,6 +218,20 @@ describe('receiving', () => {
     expect(data.toString()).toBe('in the head');
   });
 
+  it('keeps memory bounded under a ping flood from a peer that never reads', async () => {
+    const { raw, ws } = await connectRaw();
+    raw.socket.pause(); // never read our pongs
+    const ping = rawFrame({ opcode: Opcode.Ping, payload: Buffer.alloc(125, 1), mask: true });
+    const flood = Buffer.concat(Array.from({ length: 2000 }, () => ping));
+    for (let i = 0; i < 100; i++) raw.socket.write(flood); // 200 000 pings, ~26 MB of pongs owed
+    raw.socket.write(rawFrame({ opcode: Opcode.Text, payload: 'end of flood', mask: true }));
+    const [data] = await waitFor<[Buffer]>(ws, 'message', 20_000);
+    expect(data.toString()).toBe('end of flood');
+    // Unanswered pings are dropped once 64 pongs wait: the send buffer stays small.
+    expect(ws.bufferedAmount).toBeLessThan(64 * 1024);
+    expect(ws.readyState).toBe(WebSocket.OPEN);
+  });
+
   it('answers pings unless autoPong is false', async () => {
     for (const autoPong of [true, false]) {
       const { port } = await startServer({ autoPong });

@@ -123,6 +123,25 @@ describe('Receiver: valid streams', () => {
     expect(events[0]).toMatchObject({ type: 'message', fragments: 1 });
   });
 
+  it('packs tiny fragments into blocks: memory follows the payload, not the fragment count', () => {
+    const { receiver, events } = makeReceiver();
+    const count = 20_000;
+    const frames = Array.from({ length: count }, (_, i) =>
+      masked({
+        opcode: i === 0 ? Opcode.Binary : Opcode.Continuation,
+        fin: i === count - 1,
+        payload: Buffer.from([i & 0xff]),
+      }),
+    );
+    feed(receiver, Buffer.concat(frames), 4096);
+    const message = events[0];
+    expect(message?.type).toBe('message');
+    if (message?.type !== 'message') return;
+    expect(message.data.length).toBe(count);
+    expect(message.data.every((byte, i) => byte === (i & 0xff))).toBe(true);
+    expect(message.fragments).toBeLessThanOrEqual(3);
+  });
+
   it('accepts a text message whose UTF-8 characters are split across fragments', () => {
     const { receiver, events } = makeReceiver();
     const bytes = Buffer.from('κόσμε 😀');

@@ -2,6 +2,7 @@ import { CloseCode, isValidWireCloseCode } from './close-codes.js';
 import { EMPTY_BUFFER, MAX_CONTROL_PAYLOAD, Opcode } from './constants.js';
 import { protocolError, WebSocketProtocolError } from './errors.js';
 import { unmaskInPlace } from './mask.js';
+import { MessageAssembler } from './message-assembler.js';
 import { isValidUtf8, Utf8StreamValidator } from './utf8.js';
 
 /** What the receiver reports, in the order the peer sent it. */
@@ -80,8 +81,7 @@ export class Receiver {
 
   // The message being assembled (opcode 0: none in progress).
   #messageOpcode = 0;
-  #fragments: Buffer[] = [];
-  #messageLength = 0;
+  readonly #message = new MessageAssembler();
   /** Whether the message in progress is compressed (RSV1 on its first frame). */
   #compressed = false;
   /** The compressed frame being read, and the compressed bytes of the message so far. */
@@ -152,7 +152,7 @@ export class Receiver {
     this.#state = STOPPED;
     this.#chunks = [];
     this.#buffered = 0;
-    this.#fragments = [];
+    this.#message.reset();
     this.#compressedPieces = [];
   }
 
@@ -316,7 +316,7 @@ export class Receiver {
       // a margin for incompressible data, and a bound so empty deflate blocks cannot stream forever.
       const total = this.#compressed
         ? this.#compressedLength + length
-        : this.#messageLength + length;
+        : this.#message.length + length;
       const limit = this.#compressed
         ? this.#maxPayload + (this.#maxPayload >>> 6) + 1024
         : this.#maxPayload;
@@ -362,7 +362,7 @@ export class Receiver {
     const data = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
     this.#compressedPieces = [];
     const fin = this.#fin;
-    const maxOutput = this.#maxPayload > 0 ? this.#maxPayload - this.#messageLength : 0;
+    const maxOutput = this.#maxPayload > 0 ? this.#maxPayload - this.#message.length : 0;
     this.#state = INFLATING;
     this.#decompressor!.decompress(data, fin, maxOutput, (error, chunks) => {
       if (this.#state !== INFLATING) return; // stopped meanwhile
@@ -394,8 +394,7 @@ export class Receiver {
     if (this.#messageOpcode === Opcode.Text && this.#validateUtf8 && !this.#utf8.write(piece)) {
       return this.#fail(this.#invalidUtf8());
     }
-    this.#fragments.push(piece);
-    this.#messageLength += piece.length;
+    this.#message.push(piece);
     return true;
   }
 
@@ -404,13 +403,10 @@ export class Receiver {
     if (!isBinary && this.#validateUtf8 && !this.#utf8.end()) {
       return this.#fail(this.#invalidUtf8());
     }
-    const fragments = this.#fragments;
-    const length = this.#messageLength;
-    this.#fragments = [];
-    this.#messageLength = 0;
+    const { pieces, length } = this.#message.take();
     this.#messageOpcode = 0;
     this.#compressed = false;
-    this.#sink.onMessage(fragments, length, isBinary);
+    this.#sink.onMessage(pieces, length, isBinary);
     return !this.stopped;
   }
 
