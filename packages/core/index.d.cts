@@ -20,6 +20,9 @@ declare namespace WebSocket {
   export import buildFrame = core.buildFrame;
   export import usingNativeMasker = core.usingNativeMasker;
   export import PerMessageDeflate = core.PerMessageDeflate;
+  export import checkOrigin = core.checkOrigin;
+  export import requestOrigin = core.requestOrigin;
+  export type OriginPolicy = core.OriginPolicy;
   export type PerMessageDeflateOptions = core.PerMessageDeflateOptions;
   export type DeflateParams = core.DeflateParams;
   export type BinaryType = core.BinaryType;

@@ -17,6 +17,7 @@ export {
   PerMessageDeflate,
   type PerMessageDeflateOptions,
 } from './extensions/permessage-deflate.js';
+export { checkOrigin, type OriginPolicy, requestOrigin } from './handshake/origin.js';
 export type { SendableData } from './protocol/buffers.js';
 export { CloseCode, isValidWireCloseCode } from './protocol/close-codes.js';
 export { ReadyState } from './protocol/constants.js';

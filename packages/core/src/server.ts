@@ -11,6 +11,7 @@ import {
   type PerMessageDeflateOptions,
 } from './extensions/permessage-deflate.js';
 import { acceptKey } from './handshake/accept-key.js';
+import { checkOrigin, type OriginPolicy, requestOrigin } from './handshake/origin.js';
 import { checkUpgradeRequest, rejectHandshake } from './handshake/upgrade-request.js';
 import { DEFAULT_MAX_PAYLOAD } from './protocol/constants.js';
 import { type ConnectionOptions, WebSocket } from './websocket.js';
@@ -50,8 +51,19 @@ export interface ServerOptions<W extends WebSocket = WebSocket> extends Connecti
   noServer?: boolean;
   /** Only accept upgrades for this path (in `port` and `server` modes). */
   path?: string;
-  /** Accept or refuse each handshake. */
+  /** Accept or refuse each handshake (after the origin check). A throw answers 500. */
   verifyClient?: VerifyClientSync | VerifyClientAsync;
+  /**
+   * Browser origins allowed to connect (see `OriginPolicy`); others get 403. Off by default
+   * (as in `ws`); `'same-host'` is the safe choice for cookie-authenticated apps.
+   */
+  origins?: OriginPolicy;
+  /**
+   * Milliseconds an upgrade may take from its request to the 101 answer (origin check and
+   * verifyClient included); past it the client gets 408. In `port` mode it also bounds how
+   * long the request headers may take to arrive (slowloris). Default 10 000; 0 for none.
+   */
+  handshakeTimeout?: number;
   /** Picks the subprotocol from those the client offered; false selects none. Default: the first. */
   handleProtocols?: (protocols: Set<string>, request: IncomingMessage) => string | false;
   /** Keep open connections in `clients` (default true). */
@@ -77,6 +89,9 @@ export interface WebSocketServerEventMap<W extends WebSocket = WebSocket> {
   wsClientError: [error: Error, socket: Duplex, request: IncomingMessage];
   close: [];
 }
+
+/** How long an upgrade may take by default: generous for an auth lookup, short for an attacker. */
+const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
 
 const RUNNING = 0;
 const CLOSING = 1;
@@ -115,7 +130,16 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     this.clients = new Set();
 
     if (hasPort) {
-      const server = http.createServer((_request, response) => {
+      const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+      const limits: http.ServerOptions =
+        timeout > 0
+          ? {
+              headersTimeout: timeout,
+              requestTimeout: timeout,
+              connectionsCheckingInterval: Math.min(timeout, 1000),
+            }
+          : {};
+      const server = http.createServer(limits, (_request, response) => {
         const body = STATUS_CODES[426] ?? 'Upgrade Required';
         // 426 must name the protocol to upgrade to (RFC 9110 §15.5.22); a WebSocket-only
         // server has no use for an idle keep-alive connection.
@@ -161,56 +185,98 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     callback: (socket: W, request: IncomingMessage) => void,
   ): void {
     socket.on('error', destroySocket);
+    // Every path below ends in exactly one of refuse() and accept(); the timer bounds how
+    // long a handshake may wait on origin and verifyClient decisions.
+    let settled = false;
+    const timeout = this.options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+    const timer =
+      timeout > 0 ? setTimeout(() => refuse(408, 'WebSocket handshake timed out'), timeout) : null;
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      if (timer !== null) clearTimeout(timer);
+      return true;
+    };
+    const refuse = (
+      status: number,
+      message?: string,
+      headers?: OutgoingHttpHeaders,
+      clientError = false,
+    ): void => {
+      if (settle()) this.#refuse(request, socket, status, message, headers, clientError);
+    };
+    const failed = (what: string, error: unknown): void => {
+      if (this.listenerCount('error') > 0) {
+        this.emit('error', error instanceof Error ? error : new Error(`${what}: ${String(error)}`));
+      }
+      refuse(500, `${what} failed`);
+    };
+
     const check = checkUpgradeRequest(request);
     if (!check.ok) {
-      this.#refuse(request, socket, check.status, check.message, check.headers, true);
+      refuse(check.status, check.message, check.headers, true);
       return;
     }
     let deflate: PerMessageDeflate | undefined;
     try {
       deflate = this.#negotiateDeflate(request.headers['sec-websocket-extensions']);
     } catch (error) {
-      const message = `Invalid or unacceptable Sec-WebSocket-Extensions header: ${(error as Error).message}`;
-      this.#refuse(request, socket, 400, message, undefined, true);
+      refuse(
+        400,
+        `Invalid or unacceptable Sec-WebSocket-Extensions header: ${(error as Error).message}`,
+        undefined,
+        true,
+      );
       return;
     }
-    const verifyClient = this.options.verifyClient;
-    if (verifyClient === undefined) {
-      this.#completeUpgrade(request, socket, head, check.key, check.protocols, deflate, callback);
-      return;
-    }
-    const version = request.headers['sec-websocket-version'];
-    const info: VerifyClientInfo = {
-      origin:
-        version === '8'
-          ? (request.headers['sec-websocket-origin'] as string | undefined)
-          : request.headers.origin,
-      secure: Boolean(
-        (request.socket as TLSSocket).authorized || (request.socket as TLSSocket).encrypted,
-      ),
-      req: request,
+    const accept = (): void => {
+      if (settle())
+        this.#completeUpgrade(request, socket, head, check.key, check.protocols, deflate, callback);
     };
-    if (verifyClient.length === 2) {
-      (verifyClient as VerifyClientAsync)(info, (verified, code = 401, message, headers) => {
-        if (!verified) this.#refuse(request, socket, code, message, headers, false);
-        else
-          this.#completeUpgrade(
-            request,
-            socket,
-            head,
-            check.key,
-            check.protocols,
-            deflate,
-            callback,
-          );
-      });
+    const verify = (): void => {
+      const verifyClient = this.options.verifyClient;
+      if (verifyClient === undefined) {
+        accept();
+        return;
+      }
+      const info: VerifyClientInfo = {
+        origin: requestOrigin(request),
+        secure: Boolean(
+          (request.socket as TLSSocket).authorized || (request.socket as TLSSocket).encrypted,
+        ),
+        req: request,
+      };
+      try {
+        if (verifyClient.length === 2) {
+          (verifyClient as VerifyClientAsync)(info, (verified, code = 401, message, headers) => {
+            if (verified) accept();
+            else refuse(code, message, headers);
+          });
+        } else if ((verifyClient as VerifyClientSync)(info)) {
+          accept();
+        } else {
+          refuse(401);
+        }
+      } catch (error) {
+        failed('verifyClient', error);
+      }
+    };
+
+    const origins = this.options.origins;
+    if (origins === undefined) {
+      verify();
       return;
     }
-    if (!(verifyClient as VerifyClientSync)(info)) {
-      this.#refuse(request, socket, 401, undefined, undefined, false);
+    let allowed: boolean | Promise<boolean>;
+    try {
+      allowed = checkOrigin(request, origins);
+    } catch (error) {
+      failed('The origin check', error);
       return;
     }
-    this.#completeUpgrade(request, socket, head, check.key, check.protocols, deflate, callback);
+    const decide = (ok: boolean): void => (ok ? verify() : refuse(403, 'Origin not allowed'));
+    if (typeof allowed === 'boolean') decide(allowed);
+    else allowed.then(decide, (error: unknown) => failed('The origin check', error));
   }
 
   #completeUpgrade(
