@@ -335,6 +335,7 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
       protocol,
       perMessageDeflate: deflate,
       maxPayload: options.maxPayload,
+      maxFragments: options.maxFragments,
       skipUTF8Validation: options.skipUTF8Validation,
       allowSynchronousEvents: options.allowSynchronousEvents,
     });

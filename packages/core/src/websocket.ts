@@ -21,6 +21,7 @@ import {
 import { CloseCode, isValidWireCloseCode } from './protocol/close-codes.js';
 import {
   DEFAULT_CLOSE_TIMEOUT,
+  DEFAULT_MAX_FRAGMENTS,
   DEFAULT_MAX_PAYLOAD,
   EMPTY_BUFFER,
   MAX_CLOSE_REASON_BYTES,
@@ -57,6 +58,12 @@ export interface SendOptions {
 export interface ConnectionOptions {
   /** Largest message accepted, in bytes; bigger ones close the connection with 1009. Default 100 MiB; 0 for none. */
   maxPayload?: number;
+  /**
+   * Most frames one message may arrive in; more close the connection with 1009. Default
+   * 1 048 576 (Autobahn's 4 MiB in 64-byte fragments is 65 536); 0 for none. Memory is bounded
+   * by maxPayload either way: tiny fragments are packed, this caps the parsing work per message.
+   */
+  maxFragments?: number;
   /** Skip UTF-8 validation of text messages and close reasons (only for trusted peers). */
   skipUTF8Validation?: boolean;
   /** Answer pings automatically (default true). */
@@ -103,6 +110,7 @@ export interface SocketOptions {
   /** The negotiated permessage-deflate codec, if any. */
   perMessageDeflate?: PerMessageDeflate;
   maxPayload?: number;
+  maxFragments?: number;
   skipUTF8Validation?: boolean;
   allowSynchronousEvents?: boolean;
 }
@@ -190,6 +198,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   #autoPong: boolean;
   #closeTimeout: number;
   #maxPayload: number;
+  #maxFragments: number;
   #skipUTF8Validation: boolean;
   #allowSynchronousEvents: boolean;
 
@@ -241,6 +250,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     this.#autoPong = clientOptions.autoPong ?? true;
     this.#closeTimeout = clientOptions.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     this.#maxPayload = clientOptions.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    this.#maxFragments = clientOptions.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
     this.#skipUTF8Validation = clientOptions.skipUTF8Validation ?? false;
     this.#allowSynchronousEvents = clientOptions.allowSynchronousEvents ?? true;
     (this as unknown as EventEmitter).on('newListener', this.#onNewListener);
@@ -505,6 +515,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     this.#url = target.url.href;
     const {
       maxPayload: _p,
+      maxFragments: _f,
       skipUTF8Validation: _s,
       autoPong: _a,
       allowSynchronousEvents: _e,
@@ -556,6 +567,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
             protocol,
             perMessageDeflate: deflate,
             maxPayload: this.#maxPayload,
+            maxFragments: this.#maxFragments,
             skipUTF8Validation: this.#skipUTF8Validation,
             allowSynchronousEvents: this.#allowSynchronousEvents,
           });
@@ -588,6 +600,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     if (options.protocol !== undefined) this.#protocol = options.protocol;
     this.#deflate = options.perMessageDeflate;
     if (options.maxPayload !== undefined) this.#maxPayload = options.maxPayload;
+    if (options.maxFragments !== undefined) this.#maxFragments = options.maxFragments;
     if (options.skipUTF8Validation !== undefined)
       this.#skipUTF8Validation = options.skipUTF8Validation;
     if (options.allowSynchronousEvents !== undefined)
@@ -598,6 +611,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       {
         isServer: this.#isServer,
         maxPayload: this.#maxPayload,
+        maxFragments: this.#maxFragments,
         skipUTF8Validation: this.#skipUTF8Validation,
         decompressor: this.#deflate,
       },

@@ -147,6 +147,22 @@ describe('WebSocketServer origins and handshakeTimeout', () => {
     expect(raw.received.toString()).toMatch(/^HTTP\/1\.1 408/);
   });
 
+  it('survives 200 half-open upgrades at once: all cut off, real clients still served', async () => {
+    const { port, url } = await startServer({ handshakeTimeout: 400 });
+    const stalled = await Promise.all(
+      Array.from({ length: 200 }, async () => {
+        const raw = new RawClient(port);
+        await raw.connected();
+        raw.socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n');
+        return raw;
+      }),
+    );
+    const client = track(new WebSocket(url));
+    await waitFor(client, 'open');
+    await Promise.all(stalled.map((raw) => raw.closed));
+    expect(stalled.every((raw) => raw.received.toString().startsWith('HTTP/1.1 408'))).toBe(true);
+  });
+
   it('answers oversized upgrade headers with 431', async () => {
     const { port } = await startServer();
     const raw = new RawClient(port);

@@ -375,6 +375,31 @@ describe('Receiver: protocol violations carry their close code', () => {
     }
   }
 
+  it('refuses a message spanning more frames than maxFragments with 1009', () => {
+    const { receiver, events } = makeReceiver({ maxFragments: 3 });
+    const frames = [0, 1, 2, 3].map((i) =>
+      masked({ opcode: i === 0 ? Opcode.Text : Opcode.Continuation, fin: i === 3, payload: 'x' }),
+    );
+    feed(receiver, Buffer.concat(frames.slice(0, 3)));
+    expect(events).toEqual([]);
+    feed(receiver, frames[3]!);
+    expect(errorOf(events)).toMatchObject({ closeCode: 1009, code: 'WS_ERR_TOO_MANY_FRAGMENTS' });
+  });
+
+  it('counts fragments per message, not per connection', () => {
+    const { receiver, events } = makeReceiver({ maxFragments: 2 });
+    for (let i = 0; i < 5; i++) {
+      feed(
+        receiver,
+        Buffer.concat([
+          masked({ opcode: Opcode.Text, fin: false, payload: 'a' }),
+          masked({ opcode: Opcode.Continuation, payload: 'b' }),
+        ]),
+      );
+    }
+    expect(events.filter((event) => event.type === 'message')).toHaveLength(5);
+  });
+
   it('refuses an oversized message from its header, before its payload arrives', () => {
     const { receiver, events } = makeReceiver({ maxPayload: 1024 });
     // Only the header of a 1 GiB frame: the limit must trigger without the bytes.

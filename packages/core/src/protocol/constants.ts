@@ -35,6 +35,9 @@ export const MAX_CLOSE_REASON_BYTES = MAX_CONTROL_PAYLOAD - 2;
 /** `ws`'s default maxPayload: 100 MiB. */
 export const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024;
 
+/** Frames one message may arrive in, by default: far above any real sender, far below abuse. */
+export const DEFAULT_MAX_FRAGMENTS = 1024 * 1024;
+
 /** How long a closing handshake may take before the socket is destroyed. */
 export const DEFAULT_CLOSE_TIMEOUT = 30_000;
 

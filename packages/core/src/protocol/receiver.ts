@@ -22,6 +22,8 @@ export interface ReceiverOptions {
   readonly isServer: boolean;
   /** Largest message in bytes, checked before its bytes are buffered; 0 for no limit. */
   readonly maxPayload: number;
+  /** Most frames a message may span (0: no limit); past it, 1009. */
+  readonly maxFragments?: number;
   /** Skip the UTF-8 check of text messages and close reasons. */
   readonly skipUTF8Validation: boolean;
   /**
@@ -61,6 +63,7 @@ export class Receiver {
   readonly #sink: ReceiverSink;
   readonly #isServer: boolean;
   readonly #maxPayload: number;
+  readonly #maxFragments: number;
   readonly #validateUtf8: boolean;
   readonly #decompressor: MessageDecompressor | undefined;
 
@@ -81,6 +84,7 @@ export class Receiver {
 
   // The message being assembled (opcode 0: none in progress).
   #messageOpcode = 0;
+  #messageFrames = 0;
   readonly #message = new MessageAssembler();
   /** Whether the message in progress is compressed (RSV1 on its first frame). */
   #compressed = false;
@@ -93,6 +97,7 @@ export class Receiver {
     this.#sink = sink;
     this.#isServer = options.isServer;
     this.#maxPayload = options.maxPayload;
+    this.#maxFragments = options.maxFragments ?? 0;
     this.#validateUtf8 = !options.skipUTF8Validation;
     this.#decompressor = options.decompressor;
   }
@@ -312,6 +317,15 @@ export class Receiver {
     this.#payloadLength = length;
     this.#remaining = length;
     if (this.#opcode < Opcode.Close) {
+      if (this.#maxFragments > 0 && ++this.#messageFrames > this.#maxFragments) {
+        return this.#fail(
+          new WebSocketProtocolError(
+            `Too many fragments: a message may span at most ${this.#maxFragments} frames`,
+            'WS_ERR_TOO_MANY_FRAGMENTS',
+            CloseCode.MessageTooBig,
+          ),
+        );
+      }
       // A compressed message is held to maxPayload after inflating; its compressed size gets
       // a margin for incompressible data, and a bound so empty deflate blocks cannot stream forever.
       const total = this.#compressed
@@ -405,6 +419,7 @@ export class Receiver {
     }
     const { pieces, length } = this.#message.take();
     this.#messageOpcode = 0;
+    this.#messageFrames = 0;
     this.#compressed = false;
     this.#sink.onMessage(pieces, length, isBinary);
     return !this.stopped;
