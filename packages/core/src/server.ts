@@ -9,6 +9,7 @@ import {
   acceptOffers,
   PerMessageDeflate,
   type PerMessageDeflateOptions,
+  validateDeflateOptions,
 } from './extensions/permessage-deflate.js';
 import { acceptKey } from './handshake/accept-key.js';
 import { checkOrigin, type OriginPolicy, requestOrigin } from './handshake/origin.js';
@@ -127,6 +128,8 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
       );
     }
     this.options = { maxPayload: DEFAULT_MAX_PAYLOAD, clientTracking: true, ...options };
+    if (typeof options.perMessageDeflate === 'object')
+      validateDeflateOptions(options.perMessageDeflate);
     this.clients = new Set();
 
     if (hasPort) {

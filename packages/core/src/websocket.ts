@@ -4,9 +4,10 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import type https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { CloseEvent, ErrorEvent, MessageEvent, OpenEvent, type WebSocketEvent } from './events.js';
-import type {
-  PerMessageDeflate,
-  PerMessageDeflateOptions,
+import {
+  type PerMessageDeflate,
+  type PerMessageDeflateOptions,
+  validateDeflateOptions,
 } from './extensions/permessage-deflate.js';
 import { ClientHandshake } from './handshake/client-handshake.js';
 import { parseClientUrl } from './handshake/client-url.js';
@@ -277,7 +278,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
 
   /**
    * The negotiated extensions as the server's Sec-WebSocket-Extensions answer put them (the
-   * browser's form), e.g. `permessage-deflate; client_max_window_bits=15`; '' for none.
+   * browser's form), e.g. `permessage-deflate` or `permessage-deflate; server_max_window_bits=10`;
+   * '' for none.
    */
   get extensions(): string {
     return this.#deflate?.header ?? '';
@@ -530,6 +532,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
         : perMessageDeflate === true || perMessageDeflate === undefined
           ? {}
           : perMessageDeflate;
+    if (deflateOptions !== undefined) validateDeflateOptions(deflateOptions);
     this.#handshake = new ClientHandshake(
       target,
       protocols,
@@ -617,9 +620,12 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       },
       this.#receiverSink(),
     );
-    this.#sender = new Sender(socket, this.#deflate, (error) =>
-      this.#failConnection(CloseCode.InternalError, error),
-    );
+    this.#sender = new Sender(socket, this.#deflate, (error) => {
+      // A send that failed because the connection is already gone needs no second report.
+      if (!socket.destroyed && this.#readyState !== ReadyState.CLOSED) {
+        this.#failConnection(CloseCode.InternalError, error);
+      }
+    });
 
     const netSocket = socket as Duplex & {
       setNoDelay?: (noDelay: boolean) => void;

@@ -166,6 +166,22 @@ describe('sending', () => {
     await expect.poll(() => got, { timeout: 5000 }).toEqual(['first', 'second', 'third', 'fourth']);
   });
 
+  it('fails the connection with 1011 when a Blob cannot be read, refusing later sends', async () => {
+    const { client, server } = await connectPair();
+    class UnreadableBlob extends Blob {
+      override arrayBuffer(): Promise<ArrayBuffer> {
+        return Promise.reject(new Error('unreadable'));
+      }
+    }
+    const results: Array<string | undefined> = [];
+    server.on('error', () => {});
+    server.send(new UnreadableBlob(['x']), (error) => results.push(error?.message));
+    server.send('after', (error) => results.push(error?.message));
+    const [code] = await waitFor<[number]>(client, 'close');
+    expect(code).toBe(1011);
+    expect(results).toEqual(['unreadable', 'unreadable']);
+  });
+
   it('counts bufferedAmount while the peer does not read', async () => {
     const { raw: client, ws } = await connectRaw();
     client.socket.pause();

@@ -7,7 +7,7 @@ import {
   clientOffer,
   NegotiationError,
 } from '../src/extensions/permessage-deflate.js';
-import { PerMessageDeflate, WebSocket } from '../src/index.js';
+import { PerMessageDeflate, WebSocket, WebSocketServer } from '../src/index.js';
 import { Opcode } from '../src/protocol/constants.js';
 import { rawFrame } from './frames.js';
 import { closeAll, connectPair, RawClient, startServer, track, waitFor } from './net-helpers.js';
@@ -340,15 +340,31 @@ describe('permessage-deflate on the wire', () => {
     expect(PerMessageDeflate.openStreams).toBe(before);
   });
 
-  it('frees zlib streams when a connection is terminated mid-compression', async () => {
+  it('frees zlib streams when a connection is terminated mid-compression, without an error event', async () => {
     const before = PerMessageDeflate.openStreams;
     const { client, server } = await connectPair({ perMessageDeflate: { threshold: 0 } });
+    const reported: Error[] = [];
+    server.on('error', (error) => reported.push(error));
     const errors: Array<Error | null | undefined> = [];
     for (let i = 0; i < 20; i++)
       server.send(Buffer.alloc(256 * 1024, i), (error) => errors.push(error));
     client.terminate();
     await waitFor(server, 'close');
     await expect.poll(() => errors.length).toBe(20);
+    expect(errors.every((error) => error instanceof Error)).toBe(true);
     expect(PerMessageDeflate.openStreams).toBe(before);
+    expect(reported).toEqual([]);
+  });
+
+  it('checks option values when the server or client is created', () => {
+    expect(
+      () => new WebSocketServer({ noServer: true, perMessageDeflate: { serverMaxWindowBits: 16 } }),
+    ).toThrow(RangeError);
+    expect(
+      () => new WebSocketServer({ noServer: true, perMessageDeflate: { threshold: -1 } }),
+    ).toThrow(RangeError);
+    expect(
+      () => new WebSocket('ws://127.0.0.1:1', { perMessageDeflate: { clientMaxWindowBits: 7 } }),
+    ).toThrow(RangeError);
   });
 });

@@ -19,7 +19,7 @@ export function parseExtensions(header: string): ExtensionOffer[] {
   const length = header.length;
 
   const fail = (what: string): never => {
-    throw new SyntaxError(`Invalid Sec-WebSocket-Extensions header: ${what} at index ${i}`);
+    throw new SyntaxError(`${what} at index ${i}`);
   };
   const skipSpace = (): void => {
     while (i < length && (header[i] === ' ' || header[i] === '\t')) i++;

@@ -92,6 +92,18 @@ function windowBitsOption(value: number | boolean | undefined, name: string): nu
   return value;
 }
 
+/** Checks option values once, when a server or client is created, with errors naming the option. */
+export function validateDeflateOptions(options: PerMessageDeflateOptions): void {
+  windowBitsOption(options.serverMaxWindowBits, 'serverMaxWindowBits');
+  windowBitsOption(options.clientMaxWindowBits, 'clientMaxWindowBits');
+  for (const name of ['threshold', 'concurrencyLimit'] as const) {
+    const value = options[name];
+    if (value !== undefined && (typeof value !== 'number' || !(value >= 0))) {
+      throw new RangeError(`perMessageDeflate.${name} must be a number >= 0`);
+    }
+  }
+}
+
 /** The client's offer: one element, `permessage-deflate; client_max_window_bits` by default. */
 export function clientOffer(options: PerMessageDeflateOptions): string {
   const params: Array<[string, string | true]> = [];

@@ -332,7 +332,7 @@ export class Receiver {
         ? this.#compressedLength + length
         : this.#message.length + length;
       const limit = this.#compressed
-        ? this.#maxPayload + (this.#maxPayload >>> 6) + 1024
+        ? this.#maxPayload + Math.floor(this.#maxPayload / 64) + 1024
         : this.#maxPayload;
       if (this.#maxPayload > 0 && total > limit) {
         return this.#fail(

@@ -52,6 +52,8 @@ export class Sender {
   readonly #queue: PendingSend[] = [];
   #queuedBytes = 0;
   #busy = false;
+  /** Set when a payload could not be produced: later data is refused, control frames still go. */
+  #broken: Error | null = null;
 
   constructor(
     socket: Duplex,
@@ -82,6 +84,11 @@ export class Sender {
   }
 
   #enqueue(send: PendingSend): void {
+    if (this.#broken !== null && send.opcode === -1) {
+      const error = this.#broken;
+      process.nextTick(() => send.callback?.(error));
+      return;
+    }
     if (this.#busy) {
       this.#queue.push(send);
       this.#queuedBytes += payloadSize(send.payload);
@@ -150,15 +157,20 @@ export class Sender {
   }
 
   /**
-   * A payload could not be produced. Nothing after it may go out, or the peer would see a
-   * message with a piece missing; every waiting send is refused and the owner fails the connection.
+   * A payload could not be produced. No data after it may go out, or the peer would see a
+   * message with a piece missing: waiting and later data sends are refused, control frames
+   * (the close frame that fails the connection) still go, and the owner is told.
    */
   #abandon(send: PendingSend, error: Error): void {
-    this.#busy = true; // stays busy: the connection is being failed
+    this.#broken = error;
+    this.#busy = false;
     const waiting = this.#queue.splice(0);
     this.#queuedBytes = 0;
     send.callback?.(error);
-    for (const later of waiting) later.callback?.(error);
+    for (const later of waiting) {
+      if (later.opcode === -1) later.callback?.(error);
+      else this.#process(later);
+    }
     this.#onPayloadError(error);
   }
 
