@@ -8,7 +8,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import type { Server as HttpServer, IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { request as httpRequest } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket, WebSocketServer } from '@weft/core';
@@ -76,6 +76,21 @@ export interface VerifyInfo {
   req: IncomingMessage;
 }
 export type VerifyClientSync = (info: VerifyInfo) => boolean;
+/**
+ * permessage-deflate options (RFC 7692) as both engines name them; window bits
+ * are numbers here (ws types them so).
+ */
+export interface DeflateOpts {
+  serverNoContextTakeover?: boolean;
+  clientNoContextTakeover?: boolean;
+  serverMaxWindowBits?: number;
+  clientMaxWindowBits?: number;
+  zlibDeflateOptions?: { level?: number; memLevel?: number; strategy?: number };
+  zlibInflateOptions?: { chunkSize?: number };
+  threshold?: number;
+  concurrencyLimit?: number;
+}
+
 export type VerifyClientAsync = (
   info: VerifyInfo,
   cb: (result: boolean, code?: number, message?: string) => void,
@@ -87,7 +102,7 @@ export interface ServerOpts {
   autoPong?: boolean;
   clientTracking?: boolean;
   maxPayload?: number;
-  perMessageDeflate?: boolean;
+  perMessageDeflate?: boolean | DeflateOpts;
   handleProtocols?: (protocols: Set<string>, req: IncomingMessage) => string | false;
   verifyClient?: VerifyClientSync | VerifyClientAsync;
 }
@@ -100,7 +115,7 @@ export interface ClientOpts {
   ca?: string | Buffer;
   rejectUnauthorized?: boolean;
   maxPayload?: number;
-  perMessageDeflate?: boolean;
+  perMessageDeflate?: boolean | DeflateOpts;
 }
 
 export interface Direction {
@@ -473,6 +488,8 @@ export interface Pair {
   req: IncomingMessage;
   /** The client's TCP socket, from its 'upgrade' event (if it emitted one). */
   clientSocket: Socket | undefined;
+  /** The server's 101 answer, from the client's 'upgrade' event (if it emitted one). */
+  upgradeResponse: IncomingMessage | undefined;
 }
 
 export interface PairOptions {
@@ -489,12 +506,14 @@ export async function openPair(dir: Direction, options: PairOptions = {}): Promi
   const connection = waitEvent<[Peer, IncomingMessage]>(server, 'connection');
   const client = connect(dir.client, url + (options.path ?? ''), options.protocols, options.client);
   let clientSocket: Socket | undefined;
+  let upgradeResponse: IncomingMessage | undefined;
   client.once('upgrade', (res: IncomingMessage) => {
     clientSocket = res.socket;
+    upgradeResponse = res;
   });
   const [[serverSide, req]] = await Promise.all([connection, waitOpen(client)]);
   track(serverSide);
-  return { server, port, url, client, serverSide, req, clientSocket };
+  return { server, port, url, client, serverSide, req, clientSocket, upgradeResponse };
 }
 
 /** The [sender, receiver] of a pair for a given sending side. */
@@ -628,4 +647,228 @@ export function rawFrame(opcode: number, payload: Buffer, mask: boolean, fin = t
   const key = randomBytes(4);
   const masked = Buffer.from(payload.map((byte, i) => byte ^ key[i % 4]!));
   return Buffer.concat([head, key, masked]);
+}
+
+/**
+ * Encode one WebSocket frame of any length by hand, RSV1 included, to inject
+ * frames an engine would not send that way (e.g. hand-made compressed data).
+ */
+export function encodeFrame(
+  opcode: number,
+  payload: Buffer,
+  options: { mask: boolean; fin?: boolean; rsv1?: boolean },
+): Buffer {
+  const { mask, fin = true, rsv1 = false } = options;
+  let head: Buffer;
+  if (payload.length < 126) {
+    head = Buffer.from([0, payload.length]);
+  } else if (payload.length < 0x10000) {
+    head = Buffer.alloc(4);
+    head[1] = 126;
+    head.writeUInt16BE(payload.length, 2);
+  } else {
+    head = Buffer.alloc(10);
+    head[1] = 127;
+    head.writeBigUInt64BE(BigInt(payload.length), 2);
+  }
+  head[0] = (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode;
+  if (!mask) return Buffer.concat([head, payload]);
+  head[1]! |= 0x80;
+  const key = randomBytes(4);
+  const masked = Buffer.from(payload.map((byte, i) => byte ^ key[i & 3]!));
+  return Buffer.concat([head, key, masked]);
+}
+
+// ---------------------------------------------------------------------------
+// Watching frames on the wire
+// ---------------------------------------------------------------------------
+
+/** One frame as it crossed the wire; `payload` is unmasked and still compressed. */
+export interface WireFrame {
+  fin: boolean;
+  rsv1: boolean;
+  rsv2: boolean;
+  rsv3: boolean;
+  opcode: number;
+  masked: boolean;
+  payload: Buffer;
+}
+
+/** Parse one frame at the start of `bytes`; null while it is incomplete. */
+export function parseWireFrame(bytes: Buffer): { frame: WireFrame; size: number } | null {
+  if (bytes.length < 2) return null;
+  const b0 = bytes[0]!;
+  const b1 = bytes[1]!;
+  let offset = 2;
+  let length = b1 & 0x7f;
+  if (length === 126) {
+    if (bytes.length < 4) return null;
+    length = bytes.readUInt16BE(2);
+    offset = 4;
+  } else if (length === 127) {
+    if (bytes.length < 10) return null;
+    length = Number(bytes.readBigUInt64BE(2));
+    offset = 10;
+  }
+  const masked = (b1 & 0x80) !== 0;
+  const keyAt = offset;
+  if (masked) offset += 4;
+  if (bytes.length < offset + length) return null;
+  const payload = Buffer.from(bytes.subarray(offset, offset + length));
+  if (masked) {
+    for (let i = 0; i < payload.length; i++) payload[i]! ^= bytes[keyAt + (i & 3)]!;
+  }
+  return {
+    frame: {
+      fin: (b0 & 0x80) !== 0,
+      rsv1: (b0 & 0x40) !== 0,
+      rsv2: (b0 & 0x20) !== 0,
+      rsv3: (b0 & 0x10) !== 0,
+      opcode: b0 & 0x0f,
+      masked,
+      payload,
+    },
+    size: offset + length,
+  };
+}
+
+export interface FrameTap {
+  /** Every complete frame seen so far, in order. */
+  readonly frames: WireFrame[];
+  /** The data frames (text, binary, continuation) seen so far. */
+  dataFrames(): WireFrame[];
+  stop(): void;
+}
+
+/**
+ * Record the frames arriving on `socket` (from the moment of the call; `head`
+ * is bytes already read from it). The listener runs before the engine's and
+ * copies each chunk, since engines unmask payloads in place.
+ */
+export function tapFrames(socket: Socket, head?: Buffer): FrameTap {
+  const frames: WireFrame[] = [];
+  let pending = head !== undefined && head.length > 0 ? Buffer.from(head) : Buffer.alloc(0);
+  const parse = (): void => {
+    for (;;) {
+      const parsed = parseWireFrame(pending);
+      if (parsed === null) return;
+      frames.push(parsed.frame);
+      pending = pending.subarray(parsed.size);
+    }
+  };
+  const onData = (chunk: Buffer): void => {
+    pending = Buffer.concat([pending, chunk]);
+    parse();
+  };
+  parse();
+  socket.prependListener('data', onData);
+  const stop = (): void => {
+    socket.removeListener('data', onData);
+  };
+  onCleanup(stop);
+  return {
+    frames,
+    dataFrames: () => frames.filter((frame) => frame.opcode <= 0x2),
+    stop,
+  };
+}
+
+export interface RawUpgrade {
+  response: IncomingMessage;
+  socket: Socket;
+  /** The frames the server sends on the upgraded socket. */
+  tap: FrameTap;
+}
+
+/**
+ * Perform the opening handshake by hand (an HTTP GET with upgrade headers,
+ * `extraHeaders` added) and hand back the raw upgraded socket with a frame tap
+ * on it. Rejects unless the server answers 101. The socket is destroyed at cleanup.
+ */
+export function rawWebSocket(
+  port: number,
+  path: string,
+  extraHeaders: Record<string, string> = {},
+  timeout = DEFAULT_TIMEOUT,
+): Promise<RawUpgrade> {
+  return new Promise<RawUpgrade>((resolve, reject) => {
+    const headers: Record<string, string> = {
+      Connection: 'Upgrade',
+      Upgrade: 'websocket',
+      'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
+      'Sec-WebSocket-Version': '13',
+      ...extraHeaders,
+    };
+    const req = httpRequest({ host: HOST, port, path, method: 'GET', headers, agent: false });
+    const finish = (): void => {
+      clearTimeout(timer);
+      pendingWaits.delete(finish);
+    };
+    const timer = setTimeout(() => {
+      finish();
+      req.destroy();
+      reject(new Error(`timed out after ${timeout} ms waiting for a 101 answer`));
+    }, timeout);
+    pendingWaits.add(finish);
+    req.on('upgrade', (response: IncomingMessage, socket: Socket, head: Buffer) => {
+      finish();
+      onCleanup(() => socket.destroy());
+      socket.on('error', noop);
+      const tap = tapFrames(socket, head);
+      // prependListener does not start the flow as on('data') would.
+      socket.resume();
+      resolve({ response, socket, tap });
+    });
+    req.on('response', (res) => {
+      finish();
+      res.resume();
+      reject(new Error(`expected a 101 answer, got ${res.statusCode}`));
+    });
+    req.on('error', (err) => {
+      finish();
+      reject(err);
+    });
+    req.end();
+  });
+}
+
+export interface FakeServer {
+  port: number;
+  url: string;
+  /** The upgrade requests received so far, in order. */
+  requests: IncomingMessage[];
+}
+
+/**
+ * An HTTP server that accepts every WebSocket upgrade with a 101 answer it
+ * completes with `extraHeaders(request)` (header lines, e.g.
+ * 'Sec-WebSocket-Extensions: x'), then sends nothing: for testing how a client
+ * judges the answer. Its sockets are destroyed at cleanup.
+ */
+export async function startFakeServer(
+  extraHeaders: (request: IncomingMessage) => string[],
+): Promise<FakeServer> {
+  const requests: IncomingMessage[] = [];
+  const server = createHttpServer((_req, res) => {
+    res.writeHead(400).end();
+  });
+  server.on('upgrade', (request: IncomingMessage, socket: Socket) => {
+    requests.push(request);
+    onCleanup(() => socket.destroy());
+    socket.on('error', noop);
+    const key = String(request.headers['sec-websocket-key']);
+    const accept = createHash('sha1')
+      .update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+      .digest('base64');
+    const lines = [
+      'HTTP/1.1 101 Switching Protocols',
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      `Sec-WebSocket-Accept: ${accept}`,
+      ...extraHeaders(request),
+    ];
+    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+  });
+  const port = await listen(server);
+  return { port, url: `ws://${HOST}:${port}`, requests };
 }

@@ -208,6 +208,31 @@ describe('permessage-deflate on the wire', () => {
     expect(bytes[7]).toBe(0xc1); // FIN + RSV1 + text
   });
 
+  for (const clientNoContextTakeover of [false, true]) {
+    it(`inflates messages that end the deflate stream with a BFINAL block (no takeover: ${clientNoContextTakeover})`, async () => {
+      const { raw, ws } = await rawDeflateClient({
+        perMessageDeflate: { threshold: 0, clientNoContextTakeover },
+      });
+      const got: string[] = [];
+      ws.on('message', (data) => got.push(String(data)));
+      for (const text of ['first', 'second', 'third']) {
+        // deflateRawSync finishes the stream: the payload ends with a BFINAL=1 block.
+        raw.socket.write(
+          rawFrame({
+            opcode: Opcode.Text,
+            rsv: 4,
+            payload: zlib.deflateRawSync(Buffer.from(text)),
+            mask: true,
+          }),
+        );
+      }
+      raw.socket.write(
+        rawFrame({ opcode: Opcode.Text, rsv: 4, payload: compressed('fourth'), mask: true }),
+      );
+      await expect.poll(() => got).toEqual(['first', 'second', 'third', 'fourth']);
+    });
+  }
+
   it('inflates a fragmented compressed message with a ping between its fragments', async () => {
     const { raw, ws } = await rawDeflateClient();
     const got: string[] = [];

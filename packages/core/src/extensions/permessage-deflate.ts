@@ -345,7 +345,11 @@ export class PerMessageDeflate {
           callback(error);
           return;
         }
-        if (fin) {
+        if (inflate.readableEnded) {
+          // The peer ended the deflate stream (a BFINAL block, RFC 7692 §7.2.3.3): the next
+          // message starts a fresh one.
+          this.#discardInflater();
+        } else if (fin) {
           const noTakeover = this.#isServer
             ? this.params.clientNoContextTakeover
             : this.params.serverNoContextTakeover;
