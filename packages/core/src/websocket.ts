@@ -458,9 +458,22 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       payload.writeUInt16BE(code, 0);
       reason.copy(payload, 2);
     }
+    if (this.#socket === null || this.#socket.destroyed) return;
     this.#sender!.sendControl(Opcode.Close, payload, !this.#isServer, noop);
     this.#endSocketIfClosed();
-    this.#closeTimer ??= setTimeout(() => this.#socket?.destroy(), this.#closeTimeout);
+    this.#startCloseTimer();
+  }
+
+  /** Bounds the end of the connection: past `closeTimeout` the socket is destroyed. */
+  #startCloseTimer(): void {
+    if (this.#closeTimer !== null || this.#socket === null || this.#socket.destroyed) return;
+    this.#closeTimer = setTimeout(() => this.#socket?.destroy(), this.#closeTimeout);
+  }
+
+  #clearCloseTimer(): void {
+    if (this.#closeTimer === null) return;
+    clearTimeout(this.#closeTimer);
+    this.#closeTimer = null;
   }
 
   /** Both close frames are out (or the connection failed): close the TCP side (§7.1.1). */
@@ -766,6 +779,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     // The peer closed its side of TCP: nothing more will arrive.
     if (this.#readyState === ReadyState.OPEN) this.#readyState = ReadyState.CLOSING;
     this.#socket?.end();
+    // Our end() waits for unsent data; a peer that stopped reading would keep it forever.
+    this.#startCloseTimer();
   }
 
   #onSocketError(error: Error): void {
@@ -775,15 +790,13 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   }
 
   #onSocketClose(): void {
-    if (this.#closeTimer !== null) {
-      clearTimeout(this.#closeTimer);
-      this.#closeTimer = null;
-    }
+    this.#clearCloseTimer();
     this.#readyState = ReadyState.CLOSING;
     const receiver = this.#receiver;
     const finish = (): void => {
       receiver?.stop();
       this.#deflate?.close();
+      this.#clearCloseTimer();
       this.#emitClose();
     };
     // Frames already received are delivered before 'close', even when paused or inflating.

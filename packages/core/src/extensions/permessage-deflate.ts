@@ -319,7 +319,7 @@ export class PerMessageDeflate {
   }
 
   /**
-   * Decompresses one frame's payload. Output beyond `maxOutput` bytes (0: no limit) stops
+   * Decompresses one frame's payload. Output beyond `maxOutput` bytes (Infinity: no limit) stops
    * zlib at once and fails with 1009, so a decompression bomb costs no more than the limit.
    */
   decompress(data: Buffer, fin: boolean, maxOutput: number, callback: DecompressCallback): void {
@@ -359,7 +359,7 @@ export class PerMessageDeflate {
       };
       const onData = (chunk: Buffer): void => {
         length += chunk.length;
-        if (maxOutput > 0 && length > maxOutput) {
+        if (length > maxOutput) {
           finish(
             new WebSocketProtocolError(
               'Max payload size exceeded',

@@ -1,6 +1,6 @@
 import { type IncomingMessage, type OutgoingHttpHeaders, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { parseSubprotocols } from './subprotocols.js';
+import { parseSubprotocols, trimOws } from './subprotocols.js';
 
 /** A handshake the server refuses: the HTTP status, a short reason, and extra headers. */
 export interface HandshakeRejection {
@@ -33,7 +33,7 @@ function reject(
 }
 
 function headerTokens(value: string | undefined): string[] {
-  return value === undefined ? [] : value.split(',').map((token) => token.trim().toLowerCase());
+  return value === undefined ? [] : value.split(',').map((token) => trimOws(token).toLowerCase());
 }
 
 /** Checks an upgrade request against RFC 6455 §4.2.1. */
@@ -51,7 +51,7 @@ export function checkUpgradeRequest(
     return reject(400, 'Missing or invalid Connection header: expected "Upgrade"');
   }
   const key = request.headers['sec-websocket-key'];
-  if (key === undefined || !KEY.test(key.trim())) {
+  if (key === undefined || !KEY.test(trimOws(key))) {
     return reject(400, 'Missing or invalid Sec-WebSocket-Key header');
   }
   const versionHeader = request.headers['sec-websocket-version'];
@@ -60,7 +60,7 @@ export function checkUpgradeRequest(
       'Sec-WebSocket-Version': '13, 8',
     });
   }
-  const version = versionHeader.trim();
+  const version = trimOws(versionHeader);
   if (version !== '13' && version !== '8') {
     return reject(426, 'Unsupported WebSocket version', { 'Sec-WebSocket-Version': '13, 8' });
   }
@@ -71,7 +71,7 @@ export function checkUpgradeRequest(
     if (parsed === null) return reject(400, 'Invalid Sec-WebSocket-Protocol header');
     protocols = parsed;
   }
-  return { ok: true, key: key.trim(), version: version === '13' ? 13 : 8, protocols };
+  return { ok: true, key: trimOws(key), version: version === '13' ? 13 : 8, protocols };
 }
 
 /**

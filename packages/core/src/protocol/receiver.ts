@@ -376,7 +376,8 @@ export class Receiver {
     const data = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
     this.#compressedPieces = [];
     const fin = this.#fin;
-    const maxOutput = this.#maxPayload > 0 ? this.#maxPayload - this.#message.length : 0;
+    const maxOutput =
+      this.#maxPayload > 0 ? this.#maxPayload - this.#message.length : Number.POSITIVE_INFINITY;
     this.#state = INFLATING;
     this.#decompressor!.decompress(data, fin, maxOutput, (error, chunks) => {
       if (this.#state !== INFLATING) return; // stopped meanwhile
