@@ -198,8 +198,14 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
       if (settled) return false;
       settled = true;
       if (timer !== null) clearTimeout(timer);
+      socket.removeListener('close', abandon);
       return true;
     };
+    // A client that leaves while a decision is pending ends the handshake (and its timer).
+    const abandon = (): void => {
+      settle();
+    };
+    socket.once('close', abandon);
     const refuse = (
       status: number,
       message?: string,
