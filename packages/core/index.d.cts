@@ -21,6 +21,10 @@ declare namespace WebSocket {
   export import usingNativeMasker = core.usingNativeMasker;
   export import PerMessageDeflate = core.PerMessageDeflate;
   export import checkOrigin = core.checkOrigin;
+  export import MemoryAdapter = core.MemoryAdapter;
+  export type PubSubAdapter = core.PubSubAdapter;
+  export type PubSubNode = core.PubSubNode;
+  export type MaybePromise<T> = core.MaybePromise<T>;
   export import requestOrigin = core.requestOrigin;
   export type OriginPolicy = core.OriginPolicy;
   export type PerMessageDeflateOptions = core.PerMessageDeflateOptions;

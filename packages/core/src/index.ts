@@ -26,6 +26,8 @@ export { buildFrame, type FrameOptions } from './protocol/frame.js';
 export { usingNativeMasker } from './protocol/mask.js';
 export { Receiver, type ReceiverOptions, type ReceiverSink } from './protocol/receiver.js';
 export type { WriteCallback } from './protocol/sender.js';
+export type { MaybePromise, PubSubAdapter, PubSubNode } from './pubsub/adapter.js';
+export { MemoryAdapter } from './pubsub/memory-adapter.js';
 export type {
   ServerOptions,
   VerifyClientAsync,
