@@ -23,6 +23,12 @@ declare namespace WebSocket {
   export import checkOrigin = core.checkOrigin;
   export import MemoryAdapter = core.MemoryAdapter;
   export type PubSubAdapter = core.PubSubAdapter;
+  export type PublishOptions = core.PublishOptions;
+  export type BroadcastOptions = core.BroadcastOptions;
+  export type ShutdownOptions = core.ShutdownOptions;
+  export type HeartbeatOptions = core.HeartbeatOptions;
+  export type TimeoutReason = core.TimeoutReason;
+  export type WebSocketMessage = core.WebSocketMessage;
   export type PubSubNode = core.PubSubNode;
   export type MaybePromise<T> = core.MaybePromise<T>;
   export import requestOrigin = core.requestOrigin;

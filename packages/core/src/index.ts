@@ -18,6 +18,8 @@ export {
   type PerMessageDeflateOptions,
 } from './extensions/permessage-deflate.js';
 export { checkOrigin, type OriginPolicy, requestOrigin } from './handshake/origin.js';
+export type { HeartbeatOptions, TimeoutReason } from './liveness.js';
+export type { WebSocketMessage } from './message-iterator.js';
 export type { SendableData } from './protocol/buffers.js';
 export { CloseCode, isValidWireCloseCode } from './protocol/close-codes.js';
 export { ReadyState } from './protocol/constants.js';
@@ -28,8 +30,11 @@ export { Receiver, type ReceiverOptions, type ReceiverSink } from './protocol/re
 export type { WriteCallback } from './protocol/sender.js';
 export type { MaybePromise, PubSubAdapter, PubSubNode } from './pubsub/adapter.js';
 export { MemoryAdapter } from './pubsub/memory-adapter.js';
+export type { PublishOptions } from './pubsub/topics.js';
 export type {
+  BroadcastOptions,
   ServerOptions,
+  ShutdownOptions,
   VerifyClientAsync,
   VerifyClientInfo,
   VerifyClientSync,

@@ -14,7 +14,14 @@ import {
 import { acceptKey } from './handshake/accept-key.js';
 import { checkOrigin, type OriginPolicy, requestOrigin } from './handshake/origin.js';
 import { checkUpgradeRequest, rejectHandshake } from './handshake/upgrade-request.js';
+import { type HeartbeatOptions, LivenessMonitor, type TimeoutReason } from './liveness.js';
+import { isBlob, type SendableData, toBuffer } from './protocol/buffers.js';
+import { CloseCode } from './protocol/close-codes.js';
 import { DEFAULT_MAX_PAYLOAD } from './protocol/constants.js';
+import type { MaybePromise, PubSubAdapter, PubSubNode } from './pubsub/adapter.js';
+import { type FanOutOptions, fanOut, type SlowConsumerPolicy } from './pubsub/fan-out.js';
+import { MemoryAdapter } from './pubsub/memory-adapter.js';
+import { type PublishOptions, type TopicHub, TopicRegistry } from './pubsub/topics.js';
 import { type ConnectionOptions, WebSocket } from './websocket.js';
 
 /** What `verifyClient` is told about a handshake. */
@@ -71,6 +78,30 @@ export interface ServerOptions<W extends WebSocket = WebSocket> extends Connecti
   clientTracking?: boolean;
   /** permessage-deflate (RFC 7692): off by default, as in `ws`; `true` or options turn it on. */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /** Carries topics across servers (default: a `MemoryAdapter` of this server's own). */
+  pubsub?: PubSubAdapter;
+  /**
+   * Ping every client every `interval` ms and terminate one that sent nothing back within
+   * `timeout` ms, emitting 'timeout' (ws, 'heartbeat'). Off by default. One timer per server.
+   */
+  heartbeat?: HeartbeatOptions;
+  /**
+   * Close a connection with 1001 'Idle timeout' after this many ms without a frame either way
+   * (measured in quarters: between 1 and 1.25 times the value), emitting 'timeout' (ws, 'idle').
+   * Off by default.
+   */
+  idleTimeout?: number;
+  /**
+   * A client whose `bufferedAmount` is over this many bytes when a broadcast or publish
+   * reaches it is a slow consumer (default 16 MiB; 0 for no limit).
+   */
+  maxBufferedAmount?: number;
+  /**
+   * What happens to a slow consumer: `'close'` (default) closes it with 1013 (Try Again
+   * Later) so it can reconnect and resync; `'skip'` leaves it out of that message. Either way
+   * 'slowConsumer' (ws) is emitted and server memory stays bounded.
+   */
+  slowConsumer?: 'close' | 'skip';
   /** The class connections are made of: a subclass of weft's WebSocket. */
   WebSocket?: new (
     address: null,
@@ -88,11 +119,34 @@ export interface WebSocketServerEventMap<W extends WebSocket = WebSocket> {
   error: [error: Error];
   /** A handshake was invalid; with a listener, answering the socket is the listener's job. */
   wsClientError: [error: Error, socket: Duplex, request: IncomingMessage];
+  /** A liveness check cut a connection: a heartbeat went unanswered, or it sat idle. */
+  timeout: [socket: W, reason: TimeoutReason];
+  /** A broadcast or publish found this client over `maxBufferedAmount`. */
+  slowConsumer: [socket: W];
   close: [];
+}
+
+/** Options of `broadcast`. */
+export interface BroadcastOptions<W extends WebSocket = WebSocket> extends PublishOptions {
+  /** Only clients for which this returns true. */
+  filter?: (socket: W) => boolean;
+}
+
+/** Options of the graceful form of `close`. */
+export interface ShutdownOptions {
+  /** Close code sent to every client (default 1001, Going Away). */
+  code?: number;
+  /** Close reason sent to every client (default 'Server shutting down'). */
+  reason?: string;
+  /** Milliseconds to wait for clients to finish their closing handshakes before terminating the rest (default 5 000). */
+  timeout?: number;
 }
 
 /** How long an upgrade may take by default: generous for an auth lookup, short for an attacker. */
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+/** How far behind a client may fall on broadcasts before it counts as a slow consumer. */
+const DEFAULT_MAX_BUFFERED_AMOUNT = 16 * 1024 * 1024;
+const DEFAULT_SHUTDOWN_TIMEOUT = 5_000;
 
 const RUNNING = 0;
 const CLOSING = 1;
@@ -114,6 +168,25 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
   #ownsServer = false;
   #state = RUNNING;
   #detach: (() => void) | null = null;
+  readonly #pubsub: PubSubAdapter;
+  /** This server as its adapter sees it. */
+  readonly #node: PubSubNode = {
+    deliver: (topic, data, isBinary) => {
+      const subscribers = this.#topics.subscribers(topic);
+      if (subscribers !== undefined) fanOut(subscribers, data, isBinary, {}, this.#slowPolicy);
+    },
+  };
+  readonly #topics = new TopicRegistry(
+    (topic) => this.#adapterCall(() => this.#pubsub.subscribe(this.#node, topic)),
+    (topic) => this.#adapterCall(() => this.#pubsub.unsubscribe(this.#node, topic)),
+  );
+  readonly #hub: TopicHub = {
+    subscribe: (socket, topic) => this.#topics.add(socket, topic),
+    unsubscribe: (socket, topic) => this.#topics.remove(socket, topic),
+    publish: (topic, data, options) => this.publish(topic, data, options),
+  };
+  readonly #slowPolicy: SlowConsumerPolicy;
+  readonly #liveness: LivenessMonitor;
 
   constructor(options: ServerOptions<W>, callback?: () => void) {
     super();
@@ -131,6 +204,30 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     if (typeof options.perMessageDeflate === 'object')
       validateDeflateOptions(options.perMessageDeflate);
     this.clients = new Set();
+
+    const slowConsumer = options.slowConsumer ?? 'close';
+    this.#slowPolicy = {
+      maxBufferedAmount: options.maxBufferedAmount ?? DEFAULT_MAX_BUFFERED_AMOUNT,
+      onSlow: (socket) => {
+        this.emit('slowConsumer', socket as W);
+        if (slowConsumer === 'close')
+          socket.close(CloseCode.TryAgainLater, 'Slow consumer: too far behind');
+      },
+    };
+    this.#liveness = new LivenessMonitor(
+      () => this.clients,
+      (socket, reason) => {
+        this.emit('timeout', socket as W, reason);
+        if (reason === 'heartbeat') socket.terminate();
+        else socket.close(CloseCode.GoingAway, 'Idle timeout');
+      },
+    );
+    if (options.heartbeat !== undefined) this.#liveness.startHeartbeat(options.heartbeat);
+    if (options.idleTimeout !== undefined && options.idleTimeout > 0) {
+      this.#liveness.startIdleTimeout(options.idleTimeout);
+    }
+    this.#pubsub = options.pubsub ?? new MemoryAdapter();
+    this.#adapterCall(() => this.#pubsub.attach(this.#node));
 
     if (hasPort) {
       const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
@@ -342,6 +439,7 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     });
     ws.setSocket(socket, head, {
       protocol,
+      hub: this.#hub,
       perMessageDeflate: deflate,
       maxPayload: options.maxPayload,
       maxFragments: options.maxFragments,
@@ -361,6 +459,53 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
       });
     }
     callback(ws, request);
+  }
+
+  /**
+   * Sends one message to every open client (`except` and `filter` narrow it down), building
+   * the frame once. Clients over `maxBufferedAmount` are handled as slow consumers.
+   * Returns how many clients it was sent to. Needs `clientTracking`.
+   */
+  broadcast(data: SendableData, options: BroadcastOptions<W> = {}): number {
+    if (!this.options.clientTracking) {
+      throw new Error('broadcast() needs clientTracking: it sends to wss.clients');
+    }
+    const payload = payloadOf(data, 'broadcast');
+    const binary = options.binary ?? typeof data !== 'string';
+    return fanOut(this.clients, payload, binary, options as FanOutOptions, this.#slowPolicy);
+  }
+
+  /**
+   * Sends one message to every subscriber of `topic`: on this server at once (frame built
+   * once), and on every other server through the `pubsub` adapter. The promise settles when
+   * the adapter took it; it rejects if the adapter fails (and 'error' is emitted), so a
+   * publish during an outage is never lost silently.
+   */
+  publish(topic: string, data: SendableData, options: PublishOptions = {}): Promise<void> {
+    const payload = payloadOf(data, 'publish');
+    const binary = options.binary ?? typeof data !== 'string';
+    const local = this.#topics.subscribers(topic);
+    if (local !== undefined) fanOut(local, payload, binary, options, this.#slowPolicy);
+    return this.#adapterCall(() => this.#pubsub.publish(this.#node, topic, payload, binary));
+  }
+
+  /** How many connections of this server are subscribed to `topic`. */
+  subscriberCount(topic: string): number {
+    return this.#topics.count(topic);
+  }
+
+  /**
+   * Runs an adapter step: its failure rejects the returned promise and is emitted as 'error'
+   * (when listened); a caller that ignores the promise gets no unhandled rejection.
+   */
+  #adapterCall(step: () => MaybePromise<void>): Promise<void> {
+    const result = (async () => step())();
+    result.catch((error: unknown) => {
+      if (this.listenerCount('error') > 0) {
+        this.emit('error', error instanceof Error ? error : new Error(String(error)));
+      }
+    });
+    return result;
   }
 
   /** The codec for an accepted permessage-deflate offer; throws on a malformed header. */
@@ -398,7 +543,16 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
    * Stops accepting connections. Open connections are not closed (as in `ws`); 'close' is
    * emitted once they are all gone (and the server this instance created is closed).
    */
-  close(callback?: (error?: Error) => void): void {
+  close(callback?: (error?: Error) => void): void;
+  /**
+   * Graceful shutdown: stops accepting, sends every client a close frame (1001 by default),
+   * waits up to `timeout` ms for their closing handshakes, terminates the rest, and resolves
+   * once the server is closed.
+   */
+  close(options: ShutdownOptions): Promise<void>;
+  close(arg?: ((error?: Error) => void) | ShutdownOptions): void | Promise<void> {
+    if (typeof arg === 'object') return this.#shutdown(arg);
+    const callback = arg;
     if (this.#state === CLOSED) {
       if (callback) process.nextTick(callback, new Error('The server is not running'));
       return;
@@ -406,6 +560,7 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     if (callback) this.once('close', callback);
     if (this.#state === CLOSING) return;
     this.#state = CLOSING;
+    this.#liveness.stop();
     this.#detach?.();
     this.#detach = null;
     const server = this.#server;
@@ -421,9 +576,40 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     }
   }
 
+  async #shutdown(options: ShutdownOptions): Promise<void> {
+    const closed = new Promise<void>((resolve) => {
+      if (this.#state === CLOSED) resolve();
+      else this.once('close', () => resolve());
+    });
+    const clients = [...this.clients];
+    this.close();
+    const code = options.code ?? CloseCode.GoingAway;
+    const reason = options.reason ?? 'Server shutting down';
+    const gone = clients.map(
+      (client) =>
+        new Promise<void>((resolve) => {
+          if (client.readyState === WebSocket.CLOSED) resolve();
+          else client.once('close', () => resolve());
+        }),
+    );
+    for (const client of clients) client.close(code, reason);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), options.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT);
+    });
+    const outcome = await Promise.race([Promise.all(gone), deadline]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      for (const client of clients) client.terminate();
+      await Promise.all(gone);
+    }
+    await closed;
+  }
+
   #emitClose(): void {
     if (this.#state === CLOSED) return;
     this.#state = CLOSED;
+    this.#adapterCall(() => this.#pubsub.detach(this.#node));
     this.emit('close');
   }
 
@@ -466,6 +652,15 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
       serversByHttpServer.set(server, remaining);
     };
   }
+}
+
+function payloadOf(data: SendableData, method: string): Buffer {
+  if (isBlob(data)) {
+    throw new TypeError(
+      `${method}() takes a string, Buffer, ArrayBuffer or view; read a Blob first`,
+    );
+  }
+  return toBuffer(typeof data === 'number' ? String(data) : data);
 }
 
 function destroySocket(this: Duplex): void {

@@ -12,6 +12,7 @@ import {
 import { ClientHandshake } from './handshake/client-handshake.js';
 import { parseClientUrl } from './handshake/client-url.js';
 import { isToken } from './handshake/subprotocols.js';
+import { iterateMessages, type WebSocketMessage } from './message-iterator.js';
 import {
   concatFragments,
   isBlob,
@@ -33,7 +34,8 @@ import {
 } from './protocol/constants.js';
 import type { WebSocketProtocolError } from './protocol/errors.js';
 import { Receiver, type ReceiverSink } from './protocol/receiver.js';
-import { Sender, type WriteCallback } from './protocol/sender.js';
+import { type PrebuiltFrame, Sender, type WriteCallback } from './protocol/sender.js';
+import type { PublishOptions, TopicHub } from './pubsub/topics.js';
 import type { WebSocketServer } from './server.js';
 import type { createWebSocketStream } from './stream.js';
 
@@ -110,6 +112,8 @@ export interface SocketOptions {
   protocol?: string;
   /** The negotiated permessage-deflate codec, if any. */
   perMessageDeflate?: PerMessageDeflate;
+  /** The server's topic hub: makes `subscribe` and `publish` work on this connection. */
+  hub?: TopicHub;
   maxPayload?: number;
   maxFragments?: number;
   skipUTF8Validation?: boolean;
@@ -124,6 +128,8 @@ export interface WebSocketEventMap {
   error: [error: Error];
   ping: [data: Buffer];
   pong: [data: Buffer];
+  /** Everything `send` queued has been handed to the operating system (after `send` returned false). */
+  drain: [];
   /** Client: the server's 101 response, before the connection opens. */
   upgrade: [response: IncomingMessage];
   /** Client: the server answered with something other than 101. */
@@ -168,6 +174,8 @@ const HELD_MESSAGES_BYTE_BUDGET = 1024 * 1024;
 const MAX_PENDING_PONGS = 64;
 
 function noop(): void {}
+
+const EMPTY_TOPICS: ReadonlySet<string> = new Set();
 
 /**
  * One WebSocket connection, client or server side, with the API of `ws`: an EventEmitter with
@@ -220,6 +228,12 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   #closeEmitted = false;
 
   #paused = false;
+  /** Frames received and sent so far (see `framesReceived`, `activity`). */
+  #received = 0;
+  #activity = 0;
+  /** The server's topic hub (server-side connections only) and this connection's topics. */
+  #hub: TopicHub | undefined;
+  #topics: Set<string> | undefined;
   /** Messages that arrived while nobody listened for them (delivered to the first listener). */
   #heldMessages: Array<[RawData, boolean]> | null = null;
   #heldBytes = 0;
@@ -324,27 +338,105 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
    * says otherwise. Throws while CONNECTING; after the connection closed, `callback` gets
    * an error instead.
    */
-  send(data: SendableData, callback?: WriteCallback): void;
-  send(data: SendableData, options: SendOptions, callback?: WriteCallback): void;
+  send(data: SendableData, callback?: WriteCallback): boolean;
+  send(data: SendableData, options: SendOptions, callback?: WriteCallback): boolean;
   send(
     data: SendableData,
     optionsOrCallback?: SendOptions | WriteCallback,
     maybeCallback?: WriteCallback,
-  ): void {
+  ): boolean {
     const options = typeof optionsOrCallback === 'object' ? optionsOrCallback : {};
     const callback = typeof optionsOrCallback === 'function' ? optionsOrCallback : maybeCallback;
     if (this.#readyState === ReadyState.CONNECTING) throw this.#notOpenError();
     if (typeof data === 'number') data = String(data);
     if (this.#readyState !== ReadyState.OPEN) {
       this.#refuseAfterClose(data, callback);
-      return;
+      return false;
     }
     const mask = options.mask ?? !this.#isServer;
     const binary = options.binary ?? typeof data !== 'string';
     const fin = options.fin ?? true;
     const compress = options.compress ?? true;
     const payload = isBlob(data) ? data : toBuffer(data);
-    this.#sender!.sendData(payload, { binary, fin, mask, compress }, callback);
+    this.#activity++;
+    return this.#sender!.sendData(payload, { binary, fin, mask, compress }, callback);
+  }
+
+  /**
+   * Writes a frame built once for many sockets (broadcast and publish), in order with this
+   * connection's own sends. False when the connection is not open.
+   * @internal
+   */
+  sendFrame(frame: PrebuiltFrame, callback?: WriteCallback): boolean {
+    if (this.#readyState !== ReadyState.OPEN) return false;
+    this.#activity++;
+    this.#sender!.sendFrame(frame, callback);
+    return true;
+  }
+
+  /**
+   * Counts frames sent and received; heartbeat and idle checks compare it between rounds,
+   * which costs one increment per frame instead of a clock read.
+   * @internal
+   */
+  get activity(): number {
+    return this.#activity;
+  }
+
+  /** Frames received: the heartbeat's proof of life. @internal */
+  get framesReceived(): number {
+    return this.#received;
+  }
+
+  /** The negotiated permessage-deflate codec (broadcast groups clients by it). @internal */
+  get perMessageDeflate(): PerMessageDeflate | undefined {
+    return this.#deflate;
+  }
+
+  /**
+   * `for await (const { data, isBinary } of ws)`: the messages, with backpressure (reading
+   * pauses while the loop falls behind). Ends when the connection closes.
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<WebSocketMessage> {
+    return iterateMessages(this);
+  }
+
+  // ---- topics ----------------------------------------------------------------------------
+
+  /** The topics this connection is subscribed to. */
+  get topics(): ReadonlySet<string> {
+    return this.#topics ?? EMPTY_TOPICS;
+  }
+
+  /** Subscribes this (server-side) connection to `topic`; `wss.publish(topic, ...)` reaches it. */
+  subscribe(topic: string): void {
+    const hub = this.#requireHub();
+    if (this.#readyState !== ReadyState.OPEN) return;
+    this.#topics ??= new Set();
+    if (this.#topics.has(topic)) return;
+    this.#topics.add(topic);
+    hub.subscribe(this, topic);
+  }
+
+  /** Leaves `topic`. */
+  unsubscribe(topic: string): void {
+    const hub = this.#requireHub();
+    if (this.#topics?.delete(topic)) hub.unsubscribe(this, topic);
+  }
+
+  /**
+   * Publishes to every subscriber of `topic` but this connection, on every node. The promise
+   * settles once other nodes were handed the message (it rejects if the adapter fails).
+   */
+  publish(topic: string, data: SendableData, options: PublishOptions = {}): Promise<void> {
+    return this.#requireHub().publish(topic, data, { ...options, except: this });
+  }
+
+  #requireHub(): TopicHub {
+    if (this.#hub === undefined) {
+      throw new Error('Topics belong to server-side connections (from a WebSocketServer)');
+    }
+    return this.#hub;
   }
 
   /**
@@ -615,6 +707,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   setSocket(socket: Duplex, head: Buffer, options: SocketOptions = {}): void {
     if (options.protocol !== undefined) this.#protocol = options.protocol;
     this.#deflate = options.perMessageDeflate;
+    this.#hub = options.hub;
     if (options.maxPayload !== undefined) this.#maxPayload = options.maxPayload;
     if (options.maxFragments !== undefined) this.#maxFragments = options.maxFragments;
     if (options.skipUTF8Validation !== undefined)
@@ -649,6 +742,9 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     socket.on('data', (chunk: Buffer) => this.#receiver!.write(chunk));
     socket.on('end', () => this.#onSocketEnd());
     socket.on('close', () => this.#onSocketClose());
+    socket.on('drain', () => {
+      if (this.#sender?.queuedBytes === 0) this.emit('drain');
+    });
     socket.on('error', (error: Error) => this.#onSocketError(error));
 
     this.#readyState = ReadyState.OPEN;
@@ -664,8 +760,14 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
 
   #receiverSink(): ReceiverSink {
     return {
-      onMessage: (fragments, length, isBinary) => this.#onMessage(fragments, length, isBinary),
+      onMessage: (fragments, length, isBinary) => {
+        this.#received++;
+        this.#activity++;
+        this.#onMessage(fragments, length, isBinary);
+      },
       onPing: (payload) => {
+        this.#received++;
+        this.#activity++;
         if (
           this.#autoPong &&
           this.#readyState === ReadyState.OPEN &&
@@ -676,7 +778,11 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
         }
         this.#emitReceived('ping', payload);
       },
-      onPong: (payload) => this.#emitReceived('pong', payload),
+      onPong: (payload) => {
+        this.#received++;
+        this.#activity++;
+        this.#emitReceived('pong', payload);
+      },
       onClose: (code, reason) => {
         this.#closeFrameReceived = true;
         this.#closeCode = code;
@@ -813,6 +919,11 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     if (this.#closeEmitted) return;
     this.#closeEmitted = true;
     this.#readyState = ReadyState.CLOSED;
+    // A closed connection leaves all its topics.
+    if (this.#topics !== undefined && this.#hub !== undefined) {
+      for (const topic of this.#topics) this.#hub.unsubscribe(this, topic);
+      this.#topics.clear();
+    }
     if (this.#heldMessages !== null && this.listenerCount('message') > 0)
       this.#releaseHeldMessages();
     this.emit('close', this.#closeCode, this.#closeReason);

@@ -269,6 +269,11 @@ export class PerMessageDeflate {
     limiter ??= new JobLimiter(options.concurrencyLimit ?? DEFAULT_CONCURRENCY);
   }
 
+  /** zlib options of this end's compressor (a broadcast reuses them to compress once for many). */
+  get zlibDeflateOptions(): zlib.ZlibOptions | undefined {
+    return this.#options.zlibDeflateOptions;
+  }
+
   /** Compresses one message or fragment; the trailer is stripped from a message's last part. */
   compress(data: Buffer, fin: boolean, callback: CompressCallback): void {
     limiter!.run((done) => {

@@ -12,6 +12,8 @@ export interface DataFrameOptions {
   readonly mask: boolean;
   /** Compress when the connection negotiated permessage-deflate (decided per message). */
   readonly compress: boolean;
+  /** Bytes on the wire when known up front (prebuilt frames). */
+  readonly size?: number;
 }
 
 /** Compresses outgoing messages; see `PerMessageDeflate.compress`. */
@@ -27,10 +29,18 @@ export interface MessageCompressor {
 
 type Payload = Buffer | Blob;
 
+/** A frame built once and written as is, to many sockets (broadcast, publish). */
+export type PrebuiltFrame = Buffer | [Buffer, Buffer];
+
+/** Opcode marks for queued items that are not a single control frame. */
+const DATA = -1;
+const PREBUILT = -2;
+
 interface PendingSend {
   payload: Payload;
-  /** -1 for a data frame (text, binary or continuation is decided in order). */
+  /** DATA for a data frame (text, binary or continuation is decided in order), PREBUILT for a ready frame. */
   opcode: number;
+  frame?: PrebuiltFrame;
   options: DataFrameOptions;
   callback: WriteCallback | undefined;
 }
@@ -46,6 +56,10 @@ export class Sender {
   readonly #onPayloadError: (error: Error) => void;
   /** Set between a `fin: false` send and the message's last fragment. */
   #inFragmentedMessage = false;
+  /** Whether the last queued data send left a message open (`fin: false`). */
+  #openMessageAtTail = false;
+  /** Prebuilt whole messages waiting for the open fragmented message to end. */
+  readonly #afterMessage: PendingSend[] = [];
   /** Whether the message in progress is compressed: decided by its first fragment. */
   #compressingMessage = false;
   /** Sends waiting behind a slow one. */
@@ -70,12 +84,46 @@ export class Sender {
     return this.#queuedBytes;
   }
 
-  sendData(payload: Payload, options: DataFrameOptions, callback?: WriteCallback): void {
-    this.#enqueue({ payload, opcode: -1, options, callback });
+  /** Queues a data message or fragment; false when it could not be written at once. */
+  sendData(payload: Payload, options: DataFrameOptions, callback?: WriteCallback): boolean {
+    this.#openMessageAtTail = !options.fin;
+    const flowing = this.#enqueue({ payload, opcode: DATA, options, callback });
+    if (options.fin && this.#afterMessage.length > 0) {
+      // The fragmented message is complete: the whole messages held behind it follow.
+      const held = this.#afterMessage.splice(0);
+      for (const send of held) {
+        this.#queuedBytes -= sizeOf(send);
+        this.#enqueue(send);
+      }
+      return false;
+    }
+    return flowing;
   }
 
-  sendControl(opcode: number, payload: Buffer, mask: boolean, callback?: WriteCallback): void {
-    this.#enqueue({
+  /**
+   * Queues a frame built elsewhere (one frame for many sockets). Inside a fragmented message
+   * of this connection's own it waits for that message's last fragment, so it never lands
+   * between fragments.
+   */
+  sendFrame(frame: PrebuiltFrame, callback?: WriteCallback): boolean {
+    const size = Buffer.isBuffer(frame) ? frame.length : frame[0].length + frame[1].length;
+    const send: PendingSend = {
+      payload: Buffer.isBuffer(frame) ? frame : frame[1],
+      opcode: PREBUILT,
+      frame,
+      options: { binary: true, fin: true, mask: false, compress: false, size },
+      callback,
+    };
+    if (this.#openMessageAtTail && this.#broken === null) {
+      this.#afterMessage.push(send);
+      this.#queuedBytes += size;
+      return false;
+    }
+    return this.#enqueue(send);
+  }
+
+  sendControl(opcode: number, payload: Buffer, mask: boolean, callback?: WriteCallback): boolean {
+    return this.#enqueue({
       payload,
       opcode,
       options: { binary: true, fin: true, mask, compress: false },
@@ -83,22 +131,26 @@ export class Sender {
     });
   }
 
-  #enqueue(send: PendingSend): void {
-    if (this.#broken !== null && send.opcode === -1) {
+  #enqueue(send: PendingSend): boolean {
+    if (this.#broken !== null && send.opcode < 0) {
       const error = this.#broken;
       process.nextTick(() => send.callback?.(error));
-      return;
+      return false;
     }
     if (this.#busy) {
       this.#queue.push(send);
-      this.#queuedBytes += payloadSize(send.payload);
-      return;
+      this.#queuedBytes += sizeOf(send);
+      return false;
     }
-    this.#process(send);
+    return this.#process(send);
   }
 
-  /** Sends one queued item; may leave the sender busy until an async step finishes. */
-  #process(send: PendingSend): void {
+  /**
+   * Sends one queued item; may leave the sender busy until an async step finishes. True when
+   * the bytes went to the socket without filling its buffer.
+   */
+  #process(send: PendingSend): boolean {
+    if (send.frame !== undefined) return this.#writeFrame(send.frame, send.callback);
     const payload = send.payload;
     if (!Buffer.isBuffer(payload)) {
       this.#busy = true;
@@ -114,11 +166,10 @@ export class Sender {
         (error: unknown) =>
           this.#abandon(send, error instanceof Error ? error : new Error(String(error))),
       );
-      return;
+      return false;
     }
-    if (send.opcode !== -1) {
-      this.#write(send.opcode, payload, true, false, send.options.mask, send.callback);
-      return;
+    if (send.opcode !== DATA) {
+      return this.#write(send.opcode, payload, true, false, send.options.mask, send.callback);
     }
     const options = send.options;
     const first = !this.#inFragmentedMessage;
@@ -130,8 +181,7 @@ export class Sender {
     }
     this.#inFragmentedMessage = !options.fin;
     if (!this.#compressingMessage) {
-      this.#write(opcode, payload, options.fin, false, options.mask, send.callback);
-      return;
+      return this.#write(opcode, payload, options.fin, false, options.mask, send.callback);
     }
     this.#busy = true;
     this.#queuedBytes += payload.length;
@@ -146,12 +196,13 @@ export class Sender {
       this.#write(opcode, compressed, options.fin, first, options.mask, send.callback);
       this.#drain();
     });
+    return false;
   }
 
   #drain(): void {
     while (!this.#busy && this.#queue.length > 0) {
       const next = this.#queue.shift()!;
-      this.#queuedBytes -= payloadSize(next.payload);
+      this.#queuedBytes -= sizeOf(next);
       this.#process(next);
     }
   }
@@ -164,11 +215,11 @@ export class Sender {
   #abandon(send: PendingSend, error: Error): void {
     this.#broken = error;
     this.#busy = false;
-    const waiting = this.#queue.splice(0);
+    const waiting = [...this.#queue.splice(0), ...this.#afterMessage.splice(0)];
     this.#queuedBytes = 0;
     send.callback?.(error);
     for (const later of waiting) {
-      if (later.opcode === -1) later.callback?.(error);
+      if (later.opcode < 0) later.callback?.(error);
       else this.#process(later);
     }
     this.#onPayloadError(error);
@@ -181,20 +232,22 @@ export class Sender {
     rsv1: boolean,
     mask: boolean,
     callback: WriteCallback | undefined,
-  ): void {
-    const frame = buildFrame(payload, { opcode, fin, rsv1, mask });
+  ): boolean {
+    return this.#writeFrame(buildFrame(payload, { opcode, fin, rsv1, mask }), callback);
+  }
+
+  #writeFrame(frame: PrebuiltFrame, callback: WriteCallback | undefined): boolean {
     const socket = this.#socket;
-    if (Buffer.isBuffer(frame)) {
-      socket.write(frame, callback);
-    } else {
-      socket.cork();
-      socket.write(frame[0]);
-      socket.write(frame[1], callback);
-      socket.uncork();
-    }
+    if (Buffer.isBuffer(frame)) return socket.write(frame, callback);
+    socket.cork();
+    socket.write(frame[0]);
+    const flowing = socket.write(frame[1], callback);
+    socket.uncork();
+    return flowing;
   }
 }
 
-function payloadSize(payload: Payload): number {
-  return Buffer.isBuffer(payload) ? payload.length : payload.size;
+function sizeOf(send: PendingSend): number {
+  if (send.options.size !== undefined) return send.options.size;
+  return Buffer.isBuffer(send.payload) ? send.payload.length : send.payload.size;
 }
