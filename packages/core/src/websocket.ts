@@ -739,7 +739,6 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     };
     netSocket.setTimeout?.(0);
     netSocket.setNoDelay?.(true);
-    socket.on('data', (chunk: Buffer) => this.#receiver!.write(chunk));
     socket.on('end', () => this.#onSocketEnd());
     socket.on('close', () => this.#onSocketClose());
     socket.on('drain', () => {
@@ -753,9 +752,17 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       this.#onSocketClose();
       return;
     }
-    // Frames that came in with the handshake go first, after 'open' and before any later
-    // 'data' (which needs a tick): unshifting them could emit 'data' synchronously, too early.
-    if (head.length > 0) this.#receiver.write(head);
+    // Reading starts with the bytes that came in with the handshake; until a 'data' listener
+    // exists the socket buffers what follows. A server starts once its 'connection' handlers
+    // ran (next tick), so what those bytes cause (pings, errors) reaches the listeners they
+    // attach; a client's listeners are in place already.
+    const receiver = this.#receiver;
+    const startReading = (): void => {
+      if (head.length > 0) receiver.write(head);
+      socket.on('data', (chunk: Buffer) => receiver.write(chunk));
+    };
+    if (this.#isServer) process.nextTick(startReading);
+    else startReading();
   }
 
   #receiverSink(): ReceiverSink {

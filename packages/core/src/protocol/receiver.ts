@@ -2,6 +2,7 @@ import { CloseCode, isValidWireCloseCode } from './close-codes.js';
 import { EMPTY_BUFFER, MAX_CONTROL_PAYLOAD, Opcode } from './constants.js';
 import { protocolError, WebSocketProtocolError } from './errors.js';
 import { unmaskInPlace } from './mask.js';
+import { ChunkQueue } from './chunk-queue.js';
 import { MessageAssembler } from './message-assembler.js';
 import { isValidUtf8, Utf8StreamValidator } from './utf8.js';
 
@@ -68,7 +69,7 @@ export class Receiver {
   readonly #decompressor: MessageDecompressor | undefined;
 
   #state: ParserState = READ_HEADER;
-  #chunks: Buffer[] = [];
+  readonly #chunks = new ChunkQueue();
   #buffered = 0;
   #paused = false;
   #running = false;
@@ -155,7 +156,7 @@ export class Receiver {
   /** Ends parsing for good and drops what is buffered. */
   stop(): void {
     this.#state = STOPPED;
-    this.#chunks = [];
+    this.#chunks.clear();
     this.#buffered = 0;
     this.#message.reset();
     this.#compressedPieces = [];
@@ -490,37 +491,33 @@ export class Receiver {
   /** Removes exactly `n` buffered bytes (the caller checked they are there). */
   #take(n: number): Buffer {
     this.#buffered -= n;
-    const first = this.#chunks[0]!;
-    if (first.length === n) {
-      this.#chunks.shift();
-      return first;
-    }
+    const first = this.#chunks.peek();
+    if (first.length === n) return this.#chunks.shift();
     if (first.length > n) {
-      this.#chunks[0] = first.subarray(n);
+      this.#chunks.replaceHead(first.subarray(n));
       return first.subarray(0, n);
     }
     const out = Buffer.allocUnsafe(n);
     let filled = 0;
     while (filled < n) {
-      const chunk = this.#chunks[0]!;
+      const chunk = this.#chunks.peek();
       const count = Math.min(chunk.length, n - filled);
       chunk.copy(out, filled, 0, count);
       filled += count;
       if (count === chunk.length) this.#chunks.shift();
-      else this.#chunks[0] = chunk.subarray(count);
+      else this.#chunks.replaceHead(chunk.subarray(count));
     }
     return out;
   }
 
   /** Removes up to `n` bytes from the first buffered chunk, without copying. */
   #takeUpTo(n: number): Buffer {
-    const first = this.#chunks[0]!;
+    const first = this.#chunks.peek();
     if (first.length <= n) {
-      this.#chunks.shift();
       this.#buffered -= first.length;
-      return first;
+      return this.#chunks.shift();
     }
-    this.#chunks[0] = first.subarray(n);
+    this.#chunks.replaceHead(first.subarray(n));
     this.#buffered -= n;
     return first.subarray(0, n);
   }
