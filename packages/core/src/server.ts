@@ -471,7 +471,7 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
       throw new Error('broadcast() needs clientTracking: it sends to wss.clients');
     }
     const payload = payloadOf(data, 'broadcast');
-    const binary = options.binary ?? typeof data !== 'string';
+    const binary = options.binary ?? isBinaryData(data);
     return fanOut(this.clients, payload, binary, options as FanOutOptions, this.#slowPolicy);
   }
 
@@ -483,7 +483,7 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
    */
   publish(topic: string, data: SendableData, options: PublishOptions = {}): Promise<void> {
     const payload = payloadOf(data, 'publish');
-    const binary = options.binary ?? typeof data !== 'string';
+    const binary = options.binary ?? isBinaryData(data);
     const local = this.#topics.subscribers(topic);
     if (local !== undefined) fanOut(local, payload, binary, options, this.#slowPolicy);
     return this.#adapterCall(() => this.#pubsub.publish(this.#node, topic, payload, binary));
@@ -652,6 +652,11 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
       serversByHttpServer.set(server, remaining);
     };
   }
+}
+
+/** As in `send`: strings and numbers go as text, everything else as binary. */
+function isBinaryData(data: SendableData): boolean {
+  return typeof data !== 'string' && typeof data !== 'number';
 }
 
 function payloadOf(data: SendableData, method: string): Buffer {

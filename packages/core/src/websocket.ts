@@ -177,6 +177,15 @@ function noop(): void {}
 
 const EMPTY_TOPICS: ReadonlySet<string> = new Set();
 
+/** An `except` option that also leaves out `socket`. */
+function withSocket(except: PublishOptions['except'], socket: WebSocket): ReadonlySet<WebSocket> {
+  const set = new Set<WebSocket>([socket]);
+  if (except instanceof Set) for (const other of except) set.add(other);
+  else if (Array.isArray(except)) for (const other of except) set.add(other);
+  else if (except !== undefined) set.add(except as WebSocket);
+  return set;
+}
+
 /**
  * One WebSocket connection, client or server side, with the API of `ws`: an EventEmitter with
  * `message`, `close`, `error` ... events, plus the browser's `onmessage` / `addEventListener`.
@@ -228,6 +237,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   #closeEmitted = false;
 
   #paused = false;
+  /** `send` returned false: a 'drain' is owed once everything queued is out. */
+  #drainOwed = false;
   /** Frames received and sent so far (see `framesReceived`, `activity`). */
   #received = 0;
   #activity = 0;
@@ -359,7 +370,35 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     const compress = options.compress ?? true;
     const payload = isBlob(data) ? data : toBuffer(data);
     this.#activity++;
-    return this.#sender!.sendData(payload, { binary, fin, mask, compress }, callback);
+    const flowing = this.#sender!.sendData(payload, { binary, fin, mask, compress }, callback);
+    if (!flowing) this.#drainOwed = true;
+    return flowing;
+  }
+
+  /** Emits the owed 'drain' once neither our queue nor the socket's buffer holds anything back. */
+  #maybeDrained(): void {
+    const socket = this.#socket;
+    if (!this.#drainOwed || socket === null || this.#sender === null) return;
+    if (this.#sender.queuedBytes > 0 || socket.writableNeedDrain) return;
+    this.#drainOwed = false;
+    this.emit('drain');
+  }
+
+  /**
+   * Sends a whole message on behalf of a broadcast: like `send`, but it never joins a
+   * fragmented message of this connection's own (it waits for that message's end).
+   * @internal
+   */
+  sendWhole(payload: Buffer, binary: boolean): boolean {
+    if (this.#readyState !== ReadyState.OPEN) return false;
+    this.#activity++;
+    this.#sender!.sendData(
+      payload,
+      { binary, fin: true, mask: !this.#isServer, compress: true },
+      undefined,
+      true,
+    );
+    return true;
   }
 
   /**
@@ -375,8 +414,9 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   }
 
   /**
-   * Counts frames sent and received; heartbeat and idle checks compare it between rounds,
-   * which costs one increment per frame instead of a clock read.
+   * Counts data messages sent and received (not pings and pongs: a heartbeat must not keep an
+   * idle connection alive); idle checks compare it between rounds, which costs one increment
+   * per message instead of a clock read.
    * @internal
    */
   get activity(): number {
@@ -429,7 +469,10 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
    * settles once other nodes were handed the message (it rejects if the adapter fails).
    */
   publish(topic: string, data: SendableData, options: PublishOptions = {}): Promise<void> {
-    return this.#requireHub().publish(topic, data, { ...options, except: this });
+    return this.#requireHub().publish(topic, data, {
+      ...options,
+      except: withSocket(options.except, this),
+    });
   }
 
   #requireHub(): TopicHub {
@@ -726,12 +769,17 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       },
       this.#receiverSink(),
     );
-    this.#sender = new Sender(socket, this.#deflate, (error) => {
-      // A send that failed because the connection is already gone needs no second report.
-      if (!socket.destroyed && this.#readyState !== ReadyState.CLOSED) {
-        this.#failConnection(CloseCode.InternalError, error);
-      }
-    });
+    this.#sender = new Sender(
+      socket,
+      this.#deflate,
+      (error) => {
+        // A send that failed because the connection is already gone needs no second report.
+        if (!socket.destroyed && this.#readyState !== ReadyState.CLOSED) {
+          this.#failConnection(CloseCode.InternalError, error);
+        }
+      },
+      () => this.#maybeDrained(),
+    );
 
     const netSocket = socket as Duplex & {
       setNoDelay?: (noDelay: boolean) => void;
@@ -741,9 +789,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     netSocket.setNoDelay?.(true);
     socket.on('end', () => this.#onSocketEnd());
     socket.on('close', () => this.#onSocketClose());
-    socket.on('drain', () => {
-      if (this.#sender?.queuedBytes === 0) this.emit('drain');
-    });
+    socket.on('drain', () => this.#maybeDrained());
     socket.on('error', (error: Error) => this.#onSocketError(error));
 
     this.#readyState = ReadyState.OPEN;
@@ -774,7 +820,6 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       },
       onPing: (payload) => {
         this.#received++;
-        this.#activity++;
         if (
           this.#autoPong &&
           this.#readyState === ReadyState.OPEN &&
@@ -787,7 +832,6 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       },
       onPong: (payload) => {
         this.#received++;
-        this.#activity++;
         this.#emitReceived('pong', payload);
       },
       onClose: (code, reason) => {

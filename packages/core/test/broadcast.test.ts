@@ -75,14 +75,31 @@ describe('broadcast', () => {
     }
   });
 
-  it('waits for a fragmented message of the client own to finish before the broadcast', async () => {
+  for (const perMessageDeflate of [
+    false,
+    { threshold: 0 },
+    { threshold: 0, serverNoContextTakeover: true },
+  ]) {
+    it(`waits for a fragmented message of the client's own before the broadcast (deflate: ${JSON.stringify(perMessageDeflate)})`, async () => {
+      const { wss, url } = await startServer({ perMessageDeflate });
+      const [peer] = await clients(url, 1);
+      const [socket] = await serverSockets(wss, 1);
+      socket!.send('part one, ', { fin: false });
+      wss.broadcast('broadcast');
+      socket!.send('part two', { fin: true });
+      await expect.poll(() => peer!.got).toEqual(['part one, part two', 'broadcast']);
+    });
+  }
+
+  it('sends numbers as text, as send does', async () => {
     const { wss, url } = await startServer();
     const [peer] = await clients(url, 1);
-    const [socket] = await serverSockets(wss, 1);
-    socket!.send('part one, ', { fin: false });
-    wss.broadcast('broadcast');
-    socket!.send('part two', { fin: true });
-    await expect.poll(() => peer!.got).toEqual(['part one, part two', 'broadcast']);
+    await serverSockets(wss, 1);
+    const kinds: boolean[] = [];
+    peer!.client.on('message', (_data, isBinary) => kinds.push(isBinary));
+    wss.broadcast(42);
+    await expect.poll(() => peer!.got).toEqual(['42']);
+    expect(kinds).toEqual([false]);
   });
 
   it('closes a slow consumer with 1013 and keeps the others fed', async () => {
@@ -161,6 +178,17 @@ describe('topics', () => {
     expect(socketA!.topics.size).toBe(0);
   });
 
+  it('ws.publish leaves out the sender and whatever except names', async () => {
+    const { wss, url } = await startServer();
+    wss.on('connection', (socket) => socket.subscribe('t'));
+    const peers = await clients(url, 3);
+    await expect.poll(() => wss.subscriberCount('t')).toBe(3);
+    const [first, second] = [...wss.clients];
+    await first!.publish('t', 'hi', { except: second });
+    const counts = () => peers.map((peer) => peer.got.length).sort();
+    await expect.poll(counts).toEqual([0, 0, 1]);
+  });
+
   it('refuses topics on client-side connections', async () => {
     const { url } = await startServer();
     const [peer] = await clients(url, 1);
@@ -231,6 +259,13 @@ describe('liveness', () => {
     void wss;
   });
 
+  it('closes a connection that only answers heartbeats: pongs are not traffic for idleTimeout', async () => {
+    const { url } = await startServer({ heartbeat: { interval: 50 }, idleTimeout: 300 });
+    const [peer] = await clients(url, 1);
+    const [code] = await waitFor<[number]>(peer!.client, 'close', 5000);
+    expect(code).toBe(1001);
+  });
+
   it('refuses a heartbeat timeout longer than its interval', () => {
     expect(
       () => new WebSocketServer({ noServer: true, heartbeat: { interval: 100, timeout: 200 } }),
@@ -249,6 +284,15 @@ describe('backpressure and shutdown', () => {
     raw.socket.resume();
     await drained;
     expect(ws.bufferedAmount).toBe(0);
+  });
+
+  it("emits 'drain' after a compressed send that returned false", async () => {
+    const { wss, url } = await startServer({ perMessageDeflate: { threshold: 0 } });
+    await clients(url, 1);
+    const [socket] = await serverSockets(wss, 1);
+    const flowing = socket!.send('compress me '.repeat(1000));
+    expect(flowing).toBe(false); // queued behind its compression
+    await waitFor(socket!, 'drain', 5000);
   });
 
   it('iterates messages with for await, ending at close', async () => {

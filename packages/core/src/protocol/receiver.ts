@@ -1,8 +1,8 @@
+import { ChunkQueue } from './chunk-queue.js';
 import { CloseCode, isValidWireCloseCode } from './close-codes.js';
 import { EMPTY_BUFFER, MAX_CONTROL_PAYLOAD, Opcode } from './constants.js';
 import { protocolError, WebSocketProtocolError } from './errors.js';
 import { unmaskInPlace } from './mask.js';
-import { ChunkQueue } from './chunk-queue.js';
 import { MessageAssembler } from './message-assembler.js';
 import { isValidUtf8, Utf8StreamValidator } from './utf8.js';
 

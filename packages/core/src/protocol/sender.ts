@@ -54,6 +54,8 @@ export class Sender {
   readonly #socket: Duplex;
   readonly #compressor: MessageCompressor | undefined;
   readonly #onPayloadError: (error: Error) => void;
+  /** Told when the queue empties after an async step (a 'drain' may be due). */
+  readonly #onIdle: () => void;
   /** Set between a `fin: false` send and the message's last fragment. */
   #inFragmentedMessage = false;
   /** Whether the last queued data send left a message open (`fin: false`). */
@@ -73,10 +75,12 @@ export class Sender {
     socket: Duplex,
     compressor: MessageCompressor | undefined,
     onPayloadError: (error: Error) => void,
+    onIdle: () => void = () => {},
   ) {
     this.#socket = socket;
     this.#compressor = compressor;
     this.#onPayloadError = onPayloadError;
+    this.#onIdle = onIdle;
   }
 
   /** Bytes accepted by `send` but not yet given to the socket. */
@@ -84,8 +88,23 @@ export class Sender {
     return this.#queuedBytes;
   }
 
-  /** Queues a data message or fragment; false when it could not be written at once. */
-  sendData(payload: Payload, options: DataFrameOptions, callback?: WriteCallback): boolean {
+  /**
+   * Queues a data message or fragment; false when it could not be written at once. A `whole`
+   * message (a broadcast) never joins this connection's own open fragmented message: it waits
+   * for that message's last fragment.
+   */
+  sendData(
+    payload: Payload,
+    options: DataFrameOptions,
+    callback?: WriteCallback,
+    whole = false,
+  ): boolean {
+    if (whole && this.#openMessageAtTail && this.#broken === null) {
+      const send: PendingSend = { payload, opcode: DATA, options, callback };
+      this.#afterMessage.push(send);
+      this.#queuedBytes += sizeOf(send);
+      return false;
+    }
     this.#openMessageAtTail = !options.fin;
     const flowing = this.#enqueue({ payload, opcode: DATA, options, callback });
     if (options.fin && this.#afterMessage.length > 0) {
@@ -205,6 +224,7 @@ export class Sender {
       this.#queuedBytes -= sizeOf(next);
       this.#process(next);
     }
+    if (!this.#busy && this.#queue.length === 0) this.#onIdle();
   }
 
   /**

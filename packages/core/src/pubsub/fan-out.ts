@@ -47,8 +47,8 @@ export function fanOut(
     let taken: boolean;
     if (compress && deflate !== undefined && payload.length >= deflate.threshold) {
       if (!deflate.params.serverNoContextTakeover) {
-        socket.send(payload, { binary });
-        delivered++;
+        // Its own compression context: compressed per connection, in order with its sends.
+        if (socket.sendWhole(payload, binary)) delivered++;
         continue;
       }
       const bits = deflate.params.serverMaxWindowBits;
