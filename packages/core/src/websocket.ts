@@ -173,6 +173,9 @@ const HELD_MESSAGES_BYTE_BUDGET = 1024 * 1024;
  */
 const MAX_PENDING_PONGS = 64;
 
+/** Bytes that may wait behind a frame being inflated before reading from the socket pauses. */
+const INFLATE_BACKLOG = 1024 * 1024;
+
 function noop(): void {}
 
 const EMPTY_TOPICS: ReadonlySet<string> = new Set();
@@ -237,6 +240,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   #closeEmitted = false;
 
   #paused = false;
+  /** Reading paused because bytes piled up behind an inflating frame. */
+  #backlogPaused = false;
   /** `send` returned false: a 'drain' is owed once everything queued is out. */
   #drainOwed = false;
   /** Frames received and sent so far (see `framesReceived`, `activity`). */
@@ -805,7 +810,19 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     const receiver = this.#receiver;
     const startReading = (): void => {
       if (head.length > 0) receiver.write(head);
-      socket.on('data', (chunk: Buffer) => receiver.write(chunk));
+      socket.on('data', (chunk: Buffer) => {
+        receiver.write(chunk);
+        // While a frame inflates, later bytes wait in the receiver: past a backlog, stop
+        // reading so TCP pushes back on the peer instead of our memory growing.
+        if (
+          receiver.inflating &&
+          receiver.bufferedBytes >= INFLATE_BACKLOG &&
+          !this.#backlogPaused
+        ) {
+          this.#backlogPaused = true;
+          socket.pause();
+        }
+      });
     };
     if (this.#isServer) process.nextTick(startReading);
     else startReading();
@@ -844,6 +861,11 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
         this.#endSocketIfClosed();
       },
       onError: (error) => this.#failConnection(error.closeCode, error),
+      onCaughtUp: () => {
+        if (!this.#backlogPaused) return;
+        this.#backlogPaused = false;
+        if (!this.#paused) this.#socket?.resume();
+      },
     };
   }
 

@@ -16,6 +16,8 @@ export interface ReceiverSink {
   onClose(code: number, reason: Buffer): void;
   /** The peer broke the protocol; parsing has stopped and the connection must be failed. */
   onError(error: WebSocketProtocolError): void;
+  /** Everything buffered has been parsed (no inflate pending): reading may go on. */
+  onCaughtUp?(): void;
 }
 
 export interface ReceiverOptions {
@@ -108,6 +110,11 @@ export class Receiver {
     return this.#buffered;
   }
 
+  /** Whether a compressed frame is being inflated (bytes after it wait in the buffer). */
+  get inflating(): boolean {
+    return this.#state === INFLATING;
+  }
+
   /** Whether parsing ended (a close frame, a protocol error, or `stop()`). */
   get stopped(): boolean {
     return this.#state === STOPPED;
@@ -174,6 +181,8 @@ export class Receiver {
       this.#running = false;
     }
     this.#checkDrained();
+    if (this.#state !== INFLATING && this.#state !== STOPPED && !this.#paused)
+      this.#sink.onCaughtUp?.();
   }
 
   /** Advances one state; false when it needs more bytes or parsing is over. */
