@@ -21,6 +21,10 @@ declare namespace WebSocket {
   export import usingNativeMasker = core.usingNativeMasker;
   export import PerMessageDeflate = core.PerMessageDeflate;
   export import checkOrigin = core.checkOrigin;
+  export import checkUpgradeRequest = core.checkUpgradeRequest;
+  export import rejectHandshake = core.rejectHandshake;
+  export type HandshakeRejection = core.HandshakeRejection;
+  export type HandshakeRequest = core.HandshakeRequest;
   export import MemoryAdapter = core.MemoryAdapter;
   export type PubSubAdapter = core.PubSubAdapter;
   export type PublishOptions = core.PublishOptions;

@@ -18,6 +18,12 @@ export {
   type PerMessageDeflateOptions,
 } from './extensions/permessage-deflate.js';
 export { checkOrigin, type OriginPolicy, requestOrigin } from './handshake/origin.js';
+export {
+  checkUpgradeRequest,
+  type HandshakeRejection,
+  type HandshakeRequest,
+  rejectHandshake,
+} from './handshake/upgrade-request.js';
 export type { HeartbeatOptions, TimeoutReason } from './liveness.js';
 export type { WebSocketMessage } from './message-iterator.js';
 export type { SendableData } from './protocol/buffers.js';

@@ -878,6 +878,11 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     else if (this.#binaryType === 'blob') data = new Blob(fragments);
     else data = fragments;
 
+    if (this.#heldMessages !== null && this.listenerCount('message') > 0) {
+      // A listener just arrived and the held messages go out in a microtask: queue behind them.
+      this.#heldMessages.push([data, isBinary]);
+      return;
+    }
     if (this.listenerCount('message') === 0 && this.#readyState === ReadyState.OPEN) {
       this.#holdMessage(data, isBinary, length);
       return;

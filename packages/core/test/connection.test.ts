@@ -206,6 +206,22 @@ describe('receiving', () => {
     await expect.poll(() => got, { timeout: 5000 }).toEqual(['one', 'two']);
   });
 
+  it('keeps held messages ahead of ones that arrive while their release is pending', async () => {
+    const { raw, ws } = await connectRaw();
+    const got: string[] = [];
+    // The listener arrives mid-chunk (from a ping listener): 'a' is held, 'b' parses before
+    // the held messages are released, and must still come second.
+    ws.once('ping', () => ws.on('message', (data) => got.push(String(data))));
+    raw.socket.write(
+      Buffer.concat([
+        rawFrame({ opcode: Opcode.Text, payload: 'a', mask: true }),
+        rawFrame({ opcode: Opcode.Ping, mask: true }),
+        rawFrame({ opcode: Opcode.Text, payload: 'b', mask: true }),
+      ]),
+    );
+    await expect.poll(() => got).toEqual(['a', 'b']);
+  });
+
   it('drops unheard messages past the 1 MiB hold budget, as ws would, and delivers what follows', async () => {
     const { client, server: ws } = await connectPair();
     for (let i = 0; i < 3; i++) client.send(Buffer.alloc(400 * 1024, i));
