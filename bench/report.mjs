@@ -1,0 +1,222 @@
+#!/usr/bin/env node
+/**
+ * Writes bench/RESULTS.md and bench/ratios.svg from the JSON of a run.
+ *
+ *   node bench/run.mjs --json bench/results/latest.json
+ *   node bench/report.mjs bench/results/latest.json [--out bench/RESULTS.md] [--svg bench/ratios.svg]
+ *
+ * The chart shows the weft/peer ratio of every headline metric (CPU per operation, memory per
+ * connection; lower is better for all of them) on a log scale centred on 1.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { formatRatio, machineLine, markdownTable, peerColumns, tableRows } from './lib/table.mjs';
+
+const BENCH = dirname(fileURLToPath(import.meta.url));
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    out: { type: 'string', default: join(BENCH, 'RESULTS.md') },
+    svg: { type: 'string', default: join(BENCH, 'ratios.svg') },
+  },
+});
+if (positionals.length !== 1) {
+  console.error('usage: node bench/report.mjs RESULTS.json [--out RESULTS.md] [--svg chart.svg]');
+  process.exit(2);
+}
+const results = JSON.parse(readFileSync(positionals[0], 'utf8'));
+
+// ---- chart ------------------------------------------------------------------------------------
+
+const PALETTE = ['#1f77b4', '#ff7f0e', '#7f7f7f', '#2ca02c', '#9467bd', '#8c564b', '#e377c2'];
+
+const escapeXml = (text) =>
+  String(text).replace(
+    /[&<>"]/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c],
+  );
+
+/** Hand-built SVG: one group of horizontal bars per headline metric, one bar per peer. */
+function ratioChart() {
+  const subject = results.subject;
+  const others = peerColumns(results).filter((p) => p !== subject);
+  const colour = Object.fromEntries(others.map((p, i) => [p, PALETTE[i % PALETTE.length]]));
+  const groups = [];
+  for (const scenario of results.scenarios) {
+    for (const metric of scenario.metrics.filter((m) => m.headline)) {
+      const bars = others
+        .filter((p) => scenario.peers.includes(p))
+        .map((p) => ({ peer: p, ratio: scenario.ratio[metric.key]?.[p] }))
+        .filter((b) => Number.isFinite(b.ratio) && b.ratio > 0);
+      if (bars.length > 0) groups.push({ title: `${scenario.name}: ${metric.label}`, bars });
+    }
+  }
+  const all = groups.flatMap((g) => g.bars.map((b) => Math.abs(Math.log2(b.ratio))));
+  // Symmetric log2 range in whole powers of 2: at least 0.5..2, at most 0.125..8 (longer bars
+  // are clipped and marked).
+  const span = Math.min(3, Math.max(1, Math.ceil(Math.max(0, ...all) - 0.01)));
+  const width = 920;
+  const left = 290;
+  const right = width - 70;
+  const top = 74;
+  const barHeight = 13;
+  const barGap = 3;
+  const groupGap = 12;
+  const centre = (left + right) / 2;
+  const x = (ratio) => {
+    const clamped = Math.max(-span, Math.min(span, Math.log2(ratio)));
+    return centre + (clamped / span) * ((right - left) / 2);
+  };
+  const height =
+    top + groups.reduce((h, g) => h + g.bars.length * (barHeight + barGap) + groupGap, 0) + 40;
+
+  const out = [];
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
+    `<title>${escapeXml(subject)} / peer ratios of the headline metrics</title>`,
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(subject)} / peer, headline metrics (median of per-repetition ratios)</text>`,
+    `<text x="${width / 2}" y="40" text-anchor="middle" fill="#555">left of 1: ${escapeXml(subject)} uses less CPU per operation or memory per connection; right of 1: more (log scale)</text>`,
+  );
+  // Legend.
+  let legendX = left;
+  for (const peer of others) {
+    out.push(
+      `<rect x="${legendX}" y="50" width="12" height="12" fill="${colour[peer]}"/>`,
+      `<text x="${legendX + 16}" y="60">${escapeXml(`${subject}/${peer}`)}</text>`,
+    );
+    legendX += 30 + 7 * (subject.length + peer.length + 1);
+  }
+  // Grid.
+  const bottom = height - 30;
+  const ticks = [0.125, 0.25, 0.5, 0.67, 0.8, 1, 1.25, 1.5, 2, 4, 8].filter(
+    (t) => Math.abs(Math.log2(t)) <= span + 1e-9 && (span < 2 || Math.abs(Math.log2(t)) % 1 < 0.01),
+  );
+  for (const tick of ticks) {
+    const gx = x(tick).toFixed(1);
+    out.push(
+      `<line x1="${gx}" y1="${top - 6}" x2="${gx}" y2="${bottom}" stroke="${tick === 1 ? '#000' : '#ddd'}" stroke-width="${tick === 1 ? 1.5 : 1}"/>`,
+      `<text x="${gx}" y="${bottom + 16}" text-anchor="middle" fill="#333">${tick}</text>`,
+    );
+  }
+  // Bars.
+  let y = top;
+  for (const group of groups) {
+    const groupHeight = group.bars.length * (barHeight + barGap);
+    out.push(
+      `<text x="${left - 10}" y="${y + groupHeight / 2 + 4}" text-anchor="end">${escapeXml(group.title)}</text>`,
+    );
+    for (const bar of group.bars) {
+      const end = x(bar.ratio);
+      const from = Math.min(centre, end);
+      const clipped = Math.abs(Math.log2(bar.ratio)) > span;
+      out.push(
+        `<rect x="${from.toFixed(1)}" y="${y}" width="${Math.max(1, Math.abs(end - centre)).toFixed(1)}" height="${barHeight}" fill="${colour[bar.peer]}"><title>${escapeXml(`${group.title}: ${subject}/${bar.peer} = ${formatRatio(bar.ratio)}`)}</title></rect>`,
+        `<text x="${(end + (end >= centre ? 4 : -4)).toFixed(1)}" y="${y + barHeight - 2}" text-anchor="${end >= centre ? 'start' : 'end'}" font-size="11">${clipped ? (end >= centre ? '▸ ' : '◂ ') : ''}${formatRatio(bar.ratio)}</text>`,
+      );
+      y += barHeight + barGap;
+    }
+    y += groupGap;
+  }
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}
+
+// ---- Markdown --------------------------------------------------------------------------------
+
+function paramsLine(params) {
+  return Object.entries(params)
+    .filter(([key]) => key !== 'perMessageDeflate' && key !== 'json')
+    .map(([key, value]) => `${key} ${value}`)
+    .join(', ');
+}
+
+function markdown(svgPath, outPath) {
+  const lines = [];
+  const svgLink = relative(dirname(outPath), svgPath) || basename(svgPath);
+  lines.push(
+    '# weft benchmark results',
+    '',
+    '<!-- Generated by bench/report.mjs from the JSON of a run: do not edit by hand. -->',
+    '',
+    `- **Date:** ${results.date}`,
+    `- **Command:** \`${results.command}\`${results.smoke ? ' (smoke mode: tiny counts, not a measurement)' : ''}`,
+    ...(results.git
+      ? [
+          `- **Commit:** ${results.git.commit}${results.git.coreChanged ? ' (with uncommitted changes in packages/core/src)' : ''}`,
+        ]
+      : []),
+    `- **Machine:** ${machineLine(results).replace(/^machine: /, '')}`,
+    `- **Load average** (1 min) at start and end of the run: ${results.loadavg?.start ?? '?'} / ${results.loadavg?.end ?? '?'}`,
+    `- **Repetitions:** ${results.repeat} per case, run time ${results.durationS} s`,
+    '',
+    `![${results.subject}/peer ratios of the headline metrics](${svgLink})`,
+    '',
+    markdownTable(tableRows(results)),
+    '',
+    '`*` marks the headline metrics. ↓ lower is better, ↑ higher is better. Values are medians over the',
+    `repetitions; a ratio is the median of the per-repetition ${results.subject}/peer ratios (each pair of`,
+    `cases ran back to back in this run), so it need not equal the quotient of the two medians.`,
+    '`n/a`: the peer does not take part in that scenario; `—`: no value (a failed case).',
+    '',
+  );
+  if (results.notes.length > 0) {
+    lines.push('Notes:', '', ...results.notes.map((n) => `- ${n}`), '');
+  }
+  const errors = results.scenarios.flatMap((s) =>
+    s.errors.map((e) => `- ${s.name}, ${e.peer}, repetition ${e.rep + 1}: ${e.error}`),
+  );
+  if (errors.length > 0) lines.push('Failed cases:', '', ...errors, '');
+  lines.push(
+    '## Peers',
+    '',
+    ...peerColumns(results).map((p) => `- \`${p}\`: ${results.peers[p] ?? p}`),
+    '',
+    'In every scenario but `client`, the load generator is the `ws` client (with bufferutil) for',
+    'every WebSocket peer, and a raw TCP client for `raw`. In `client` the peers are the clients,',
+    'all against the same `ws` server (with bufferutil):',
+    '',
+    ...(results.scenarios.find((s) => s.role === 'client')?.peers ?? []).map(
+      (p) => `- \`${p}\`: ${results.clientPeers?.[p] ?? p}`,
+    ),
+    '',
+    '## Scenarios',
+    '',
+  );
+  for (const scenario of results.scenarios) {
+    lines.push(
+      `- **${scenario.name}**: ${scenario.summary}. Parameters: ${paramsLine(scenario.params)}.`,
+    );
+  }
+  lines.push(
+    '',
+    '## How it is measured',
+    '',
+    '- Server and load generator are separate processes (`child_process.fork`), on 127.0.0.1,',
+    '  pinned to two different CPUs with `taskset -c` when available.',
+    '- CPU per operation is the server process measuring itself: `process.cpuUsage()` (user +',
+    '  system, all threads, so zlib work on the libuv pool counts) around the measured window,',
+    '  divided by the operations the server counted in that window, and sent to the orchestrator',
+    '  over IPC. Each window follows a warm-up under the same load.',
+    '- Memory per connection: `process.memoryUsage()` in the server after a full GC, with all the',
+    '  connections open and idle, minus the same before the first connection, over the count.',
+    '- On a shared, loaded machine the absolute throughput and latency figures mostly measure the',
+    '  other tenants; CPU time per operation is the most stable figure, and the ratios (paired',
+    '  within one run) are what to compare between runs.',
+    '',
+    'Reproduce: `npm run bench` (builds, then runs `node bench/run.mjs`), or',
+    `\`node bench/run.mjs --json bench/results/latest.json && node bench/report.mjs bench/results/latest.json\`.`,
+    'See [bench/README.md](README.md).',
+    '',
+  );
+  return lines.join('\n');
+}
+
+const outPath = resolve(values.out);
+const svgPath = resolve(values.svg);
+writeFileSync(svgPath, ratioChart());
+writeFileSync(outPath, markdown(svgPath, outPath));
+console.log(`wrote ${relative(process.cwd(), outPath)} and ${relative(process.cwd(), svgPath)}`);

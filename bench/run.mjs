@@ -1,0 +1,410 @@
+#!/usr/bin/env node
+/**
+ * weft's benchmark suite: weft against ws (with and without bufferutil) and a raw TCP ceiling.
+ *
+ *   node bench/run.mjs [--scenario NAME[,NAME]]... [--peer NAME[,NAME]]... [--smoke]
+ *                      [--repeat N] [--json FILE] [--profile PEER] [--no-pin]
+ *
+ * Build @weft/core first (npm run build -w @weft/core). For every scenario, repetition and
+ * peer, a server process and a load generator process are forked (pinned to two different
+ * CPUs with taskset when possible) and talk over 127.0.0.1. The server measures its own CPU
+ * time (process.cpuUsage) around each measured window and reports it over IPC; the headline of
+ * every scenario is that CPU time per operation (or memory per connection). Every case has a
+ * time limit and both processes are killed at its end. The table printed at the end gives the
+ * median over repetitions and the ratio weft/peer (the median of the per-repetition ratios,
+ * each pair measured back to back in this run). See bench/README.md.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Child, killAllChildren } from './lib/ipc.mjs';
+import { ephemeralPorts, fdLimit, machine, pinning } from './lib/machine.mjs';
+import { CLIENT_PEERS, SERVER_PEERS, SUBJECT } from './lib/peers.mjs';
+import { machineLine, tableRows, textTable } from './lib/table.mjs';
+import { median, sleep } from './lib/util.mjs';
+import { SCENARIOS } from './scenarios/index.mjs';
+
+const BENCH = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(BENCH, '..');
+const SERVER_SCRIPT = join(BENCH, 'lib', 'server-process.mjs');
+const LOADGEN_SCRIPT = join(BENCH, 'lib', 'loadgen-process.mjs');
+const PROFILE_DIR = join(BENCH, 'results', 'profiles');
+
+const USAGE = `usage: node bench/run.mjs [options]
+  --scenario NAME   run only these scenarios (repeatable, or a comma list): ${SCENARIOS.map((s) => s.name).join(', ')}
+  --peer NAME       run only these peers (repeatable, or a comma list): ${Object.keys(SERVER_PEERS).join(', ')}
+  --smoke           tiny counts and durations: checks that every scenario runs (CI)
+  --repeat N        repetitions of every case (default 5, 1 with --smoke)
+  --json FILE       write every measurement, the medians and the ratios to FILE
+  --profile PEER    run PEER's server (its client in the client scenario) with --cpu-prof,
+                    profiles in bench/results/profiles/ (summarise with bench/profile-summary.mjs)
+  --no-pin          do not pin the processes to CPUs`;
+
+function parseOptions() {
+  const { values } = parseArgs({
+    options: {
+      scenario: { type: 'string', multiple: true },
+      peer: { type: 'string', multiple: true },
+      smoke: { type: 'boolean', default: false },
+      repeat: { type: 'string' },
+      json: { type: 'string' },
+      profile: { type: 'string' },
+      'no-pin': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const list = (items) => items?.flatMap((item) => item.split(',')).filter(Boolean);
+  const scenarios = list(values.scenario) ?? SCENARIOS.map((s) => s.name);
+  for (const name of scenarios) {
+    if (!SCENARIOS.some((s) => s.name === name)) fail(`unknown scenario "${name}"\n${USAGE}`);
+  }
+  const peers = list(values.peer);
+  for (const name of peers ?? []) {
+    if (!(name in SERVER_PEERS) && !(name in CLIENT_PEERS)) fail(`unknown peer "${name}"`);
+  }
+  const repeat = values.repeat === undefined ? (values.smoke ? 1 : 5) : Number(values.repeat);
+  if (!Number.isInteger(repeat) || repeat < 1) fail('--repeat needs a positive integer');
+  return {
+    scenarios,
+    peers,
+    smoke: values.smoke,
+    repeat,
+    json: values.json,
+    profile: values.profile,
+    noPin: values['no-pin'],
+  };
+}
+
+function fail(message) {
+  console.error(message);
+  process.exit(2);
+}
+
+/** Refuses to measure a missing build, and warns about one older than its sources. */
+function checkBuild() {
+  const require = createRequire(import.meta.url);
+  let entry;
+  try {
+    entry = require.resolve('@weft/core/package.json');
+  } catch {
+    fail('@weft/core is not installed: run npm install at the repository root');
+  }
+  const core = dirname(entry);
+  const dist = join(core, 'dist', 'index.js');
+  let built;
+  try {
+    built = statSync(dist).mtimeMs;
+  } catch {
+    fail(`${relative(ROOT, dist)} is missing: build first (npm run build -w @weft/core)`);
+  }
+  const newest = (dir) =>
+    Math.max(
+      ...readdirSync(dir, { withFileTypes: true }).map((e) =>
+        e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs,
+      ),
+    );
+  if (newest(join(core, 'src')) > built) {
+    console.error(
+      'warning: packages/core/dist is older than packages/core/src: this measures the old build (npm run build -w @weft/core)',
+    );
+  }
+}
+
+/** The commit measured, and whether packages/core has changes not committed yet. */
+function gitState() {
+  try {
+    const git = (...args) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+    return {
+      commit: git('rev-parse', '--short', 'HEAD'),
+      coreChanged: git('status', '--porcelain', '--', 'packages/core/src') !== '',
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** Each peer's optional package (framework plugins), when it is not installed, skips the peer. */
+function peerAvailable(id) {
+  const optional = SERVER_PEERS[id]?.optional;
+  if (!optional) return true;
+  try {
+    createRequire(import.meta.url).resolve(optional);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function peersOf(scenario, options, notes) {
+  const all =
+    scenario.role === 'client'
+      ? scenario.clients
+      : Object.keys(SERVER_PEERS).filter((id) => scenario.kinds.includes(SERVER_PEERS[id].kind));
+  return all.filter((id) => {
+    if (options.peers && !options.peers.includes(id)) return false;
+    if (peerAvailable(id)) return true;
+    notes.push(`${scenario.name}: ${id} skipped (${SERVER_PEERS[id].optional} not installed)`);
+    return false;
+  });
+}
+
+/** The env of every child: ours without the switches that would change what a peer loads. */
+function baseEnv() {
+  const env = { ...process.env };
+  delete env.WS_NO_BUFFER_UTIL;
+  delete env.WEFT_NO_BUFFER_UTIL;
+  return env;
+}
+
+/** One scenario against one peer: fork both processes, drive, measure, kill. */
+async function runCase({ scenario, peer, params, rep, options, pins }) {
+  const role = scenario.role ?? 'server';
+  const serverPeer = role === 'client' ? scenario.serverPeer : peer;
+  const clientPeer = role === 'client' ? peer : SERVER_PEERS[peer].client;
+  const profiled = options.profile === peer;
+  const profileArgs = (side) => [
+    '--cpu-prof',
+    `--cpu-prof-dir=${PROFILE_DIR}`,
+    `--cpu-prof-name=${scenario.name}-${peer}-${side}-rep${rep + 1}.cpuprofile`,
+  ];
+  if (profiled) mkdirSync(PROFILE_DIR, { recursive: true });
+
+  const server = new Child(
+    `${peer}/${scenario.name} server`,
+    SERVER_SCRIPT,
+    [JSON.stringify({ peer: serverPeer, scenario: scenario.name, params })],
+    {
+      env: { ...baseEnv(), ...SERVER_PEERS[serverPeer].env },
+      execArgv: [
+        '--expose-gc',
+        '--max-old-space-size=4096',
+        ...(profiled && role === 'server' ? profileArgs('server') : []),
+      ],
+      core: pins.server,
+      taskset: pins.taskset,
+    },
+  );
+  const loadgen = new Child(
+    `${peer}/${scenario.name} load generator`,
+    LOADGEN_SCRIPT,
+    [JSON.stringify({ client: clientPeer, scenario: scenario.name, params })],
+    {
+      env: { ...baseEnv(), ...CLIENT_PEERS[clientPeer].env },
+      execArgv: [
+        '--max-old-space-size=4096',
+        ...(profiled && role === 'client' ? profileArgs('client') : []),
+      ],
+      core: pins.client,
+      taskset: pins.taskset,
+    },
+  );
+
+  const ctx = {
+    params,
+    sleep,
+    server: (type, args) => server.request(type, args),
+    client: (type, args) => loadgen.request(type, args),
+    /** One measured window: both processes mark, `ms` later both report. */
+    async window(ms) {
+      await Promise.all([server.request('mark'), loadgen.request('mark')]);
+      await sleep(ms);
+      const [serverReport, clientReport] = await Promise.all([
+        server.request('report'),
+        loadgen.request('report'),
+      ]);
+      return { server: serverReport, client: clientReport };
+    },
+  };
+
+  const limitMs = options.smoke ? 20_000 : 90_000;
+  let timer;
+  const work = (async () => {
+    const ready = await server.event('ready');
+    await loadgen.event('ready');
+    const init = await loadgen.request('init', { port: ready.port });
+    const raw = await scenario.drive(ctx);
+    return { raw, info: { server: ready.info, client: init.info } };
+  })();
+  work.catch(() => {});
+  try {
+    return await Promise.race([
+      work,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${limitMs} ms`)), limitMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    const grace = profiled ? 15_000 : 2000;
+    await Promise.all([loadgen.stop(grace), server.stop(grace)]);
+  }
+}
+
+/** The peers in another order on every repetition, so no peer always runs first. */
+function rotate(list, by) {
+  const k = by % list.length;
+  return [...list.slice(k), ...list.slice(0, k)];
+}
+
+async function main() {
+  const options = parseOptions();
+  checkBuild();
+  const pins = pinning(options.noPin);
+  const limits = { fdLimit: fdLimit(), portRange: ephemeralPorts() };
+  const startedAt = Date.now();
+  const results = {
+    date: new Date().toISOString(),
+    command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+    machine: machine(),
+    git: gitState(),
+    pinning: pins.note,
+    loadavg: { start: os.loadavg()[0].toFixed(2), end: null },
+    smoke: options.smoke,
+    repeat: options.repeat,
+    subject: SUBJECT,
+    peers: Object.fromEntries(Object.entries(SERVER_PEERS).map(([id, p]) => [id, p.label])),
+    clientPeers: Object.fromEntries(Object.entries(CLIENT_PEERS).map(([id, p]) => [id, p.label])),
+    notes: [],
+    scenarios: [],
+  };
+  let failures = 0;
+  console.error(machineLine(results));
+
+  for (const name of options.scenarios) {
+    const scenario = SCENARIOS.find((s) => s.name === name);
+    const params = scenario.params({ smoke: options.smoke, ...limits });
+    const notes = scenario.notes?.(params) ?? [];
+    const peers = peersOf(scenario, options, notes);
+    if (peers.length === 0) {
+      results.notes.push(`${name}: skipped (none of the selected peers takes part in it)`);
+      continue;
+    }
+    const repeat = Math.min(options.repeat, scenario.maxRepeat ?? options.repeat);
+    if (repeat < options.repeat) notes.push(`${name}: ${repeat} repetitions (the scenario's cap)`);
+    const entry = {
+      name,
+      summary: scenario.summary,
+      role: scenario.role ?? 'server',
+      serverPeer: scenario.serverPeer,
+      params,
+      repeat,
+      peers,
+      notes,
+      metrics: [],
+      runs: Object.fromEntries(peers.map((p) => [p, []])),
+      median: {},
+      ratio: {},
+      errors: [],
+    };
+    results.scenarios.push(entry);
+    for (let rep = 0; rep < repeat; rep++) {
+      for (const peer of rotate(peers, rep)) {
+        const started = Date.now();
+        const label = `[${name} ${rep + 1}/${repeat}] ${peer.padEnd(8)}`;
+        try {
+          const { raw, info } = await runCase({ scenario, peer, params, rep, options, pins });
+          const metrics = scenario.metrics(raw, params);
+          if (entry.metrics.length === 0) {
+            entry.metrics = metrics.map(({ key, label, better, headline }) => ({
+              key,
+              label,
+              better,
+              headline: headline === true,
+            }));
+          }
+          const values = Object.fromEntries(metrics.map((m) => [m.key, m.value]));
+          const bad = metrics.filter((m) => !Number.isFinite(m.value)).map((m) => m.key);
+          if (bad.length > 0) throw new Error(`no measurement for ${bad.join(', ')}`);
+          entry.runs[peer].push({ rep, values, info, raw });
+          const headline = metrics.find((m) => m.headline);
+          console.error(
+            `${label} ${headline.label} ${headline.value.toPrecision(4)}  (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+          );
+        } catch (error) {
+          failures++;
+          entry.errors.push({ peer, rep, error: String(error?.message ?? error) });
+          entry.runs[peer].push({ rep, error: String(error?.message ?? error) });
+          console.error(`${label} FAILED: ${error?.message ?? error}`);
+        }
+      }
+    }
+    summarise(entry);
+  }
+
+  results.durationS = Math.round((Date.now() - startedAt) / 1000);
+  results.loadavg.end = os.loadavg()[0].toFixed(2);
+  results.notes.push(...results.scenarios.flatMap((s) => s.notes));
+  printTable(results);
+  if (options.json) {
+    const file = resolve(options.json);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+    console.error(`results written to ${relative(process.cwd(), file) || file}`);
+  }
+  if (failures > 0) {
+    console.error(`${failures} case(s) failed`);
+    process.exitCode = 1;
+  }
+}
+
+/** Medians per metric and peer; ratios weft/peer as the median of per-repetition ratios. */
+function summarise(entry) {
+  for (const { key } of entry.metrics) {
+    entry.median[key] = {};
+    entry.ratio[key] = {};
+    const valueAt = (peer, rep) => entry.runs[peer].find((r) => r.rep === rep)?.values?.[key];
+    for (const peer of entry.peers) {
+      entry.median[key][peer] = median(entry.runs[peer].map((r) => r.values?.[key]));
+    }
+    if (!entry.peers.includes(SUBJECT)) continue;
+    for (const peer of entry.peers) {
+      if (peer === SUBJECT) continue;
+      const ratios = entry.runs[SUBJECT].map((r) => valueAt(SUBJECT, r.rep) / valueAt(peer, r.rep));
+      entry.ratio[key][peer] = median(ratios);
+    }
+  }
+}
+
+function printTable(results) {
+  console.log('');
+  console.log(textTable(tableRows(results)));
+  console.log('');
+  console.log(
+    '* headline: CPU time per operation measured by the process under test itself (the server; the client in `client`), or memory per connection. ↓ lower is better, ↑ higher is better',
+  );
+  console.log(
+    `medians of ${results.repeat} repetition(s); ratio = median of per-repetition ${SUBJECT}/peer ratios`,
+  );
+  for (const note of results.notes) console.log(`note: ${note}`);
+  for (const scenario of results.scenarios) {
+    for (const { peer, rep, error } of scenario.errors) {
+      console.log(`error: ${scenario.name} ${peer} rep ${rep + 1}: ${error}`);
+    }
+  }
+  console.log(machineLine(results));
+  console.log(
+    `duration: ${results.durationS} s; load average (1 min) ${results.loadavg.start} at start, ${results.loadavg.end} at end`,
+  );
+}
+
+process.on('exit', killAllChildren);
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    killAllChildren();
+    process.exit(130);
+  });
+}
+
+main().catch((error) => {
+  console.error(error);
+  killAllChildren();
+  process.exit(1);
+});

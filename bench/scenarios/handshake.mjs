@@ -1,0 +1,92 @@
+/**
+ * Connect + close cycles: each of `concurrency` workers opens a connection (the WebSocket
+ * opening handshake, or a bare TCP connect for raw), closes it with the closing handshake,
+ * waits for 'close' and starts over. The server does nothing but accept; its CPU per accepted
+ * connection covers the upgrade, the closing handshake and the teardown.
+ *
+ * The connections come from 4 source addresses (127.0.0.1-4) so that a long run does not
+ * depend on reusing ephemeral ports still in TIME_WAIT.
+ */
+import { closeAndWait, until } from '../lib/util.mjs';
+
+const SOURCES = 4;
+
+export default {
+  name: 'handshake',
+  summary: 'connect + close cycles, 16 at a time',
+  kinds: ['websocket', 'raw'],
+  params: ({ smoke }) => ({
+    concurrency: smoke ? 4 : 16,
+    warmupMs: smoke ? 100 : 500,
+    measureMs: smoke ? 200 : 2000,
+  }),
+
+  server: () => ({ onConnection() {}, commands: {} }),
+
+  client({ params, counters, latency, connect }) {
+    let running = false;
+    let active = 0;
+    let errors = 0;
+    let cycle = 0;
+    async function worker() {
+      active++;
+      while (running) {
+        const localAddress = `127.0.0.${1 + (cycle++ % SOURCES)}`;
+        const started = performance.now();
+        try {
+          const socket = await connect({ localAddress });
+          await closeAndWait(socket);
+          counters.ops++;
+          latency.record(performance.now() - started);
+        } catch {
+          errors++;
+        }
+      }
+      active--;
+    }
+    return {
+      commands: {
+        setup() {},
+        start() {
+          running = true;
+          for (let i = 0; i < params.concurrency; i++) worker();
+        },
+        async stop() {
+          running = false;
+          await until(() => active === 0, 5000);
+          return { errors };
+        },
+      },
+    };
+  },
+
+  async drive(ctx) {
+    await ctx.client('start');
+    await ctx.sleep(ctx.params.warmupMs);
+    const window = await ctx.window(ctx.params.measureMs);
+    const { errors } = await ctx.client('stop');
+    if (errors > window.client.counts.ops / 100) {
+      throw new Error(`${errors} failed connections (${window.client.counts.ops} succeeded)`);
+    }
+    return { ...window, errors };
+  },
+
+  metrics({ server, client }) {
+    return [
+      {
+        key: 'cpu',
+        label: 'server CPU µs/connection',
+        value: server.cpuUs / server.counts.connections,
+        better: 'lower',
+        headline: true,
+      },
+      {
+        key: 'rate',
+        label: 'handshakes/s',
+        value: server.counts.connections / (server.elapsedMs / 1000),
+        better: 'higher',
+      },
+      { key: 'p50', label: 'p50 connect+close ms', value: client.latency.p50, better: 'lower' },
+    ];
+  },
+};

@@ -1,0 +1,90 @@
+/**
+ * Memory per idle connection on the server: process.memoryUsage() after a full GC before any
+ * connection, then again with every connection open and idle; the difference divided by the
+ * connection count. Nothing is sent after the handshake.
+ *
+ * 10 000 connections, or fewer when the open-files limit would not allow them: each process
+ * holds one descriptor per connection (run.mjs passes `fdLimit`, which is what Node raised its
+ * soft limit to, i.e. the hard limit). When one source address would need more than half of
+ * the ephemeral port range, the clients spread over 127.0.0.2, .3, ... (all of 127/8 is
+ * loopback on Linux). At most 3 repetitions (`maxRepeat`), whatever --repeat says.
+ */
+import { openMany } from '../lib/util.mjs';
+
+const TARGET = 10_000;
+const FD_MARGIN = 1024;
+
+export default {
+  name: 'idle-memory',
+  summary: '10 000 idle connections (fewer if the fd limit says so): server memory per connection',
+  kinds: ['websocket', 'raw'],
+  // Memory after a full GC barely moves between runs, and 10 000 handshakes take a while.
+  maxRepeat: 3,
+  params({ smoke, fdLimit, portRange }) {
+    const target = smoke ? 200 : TARGET;
+    const connections = Math.max(10, Math.min(target, fdLimit - FD_MARGIN));
+    const sources = Math.max(1, Math.ceil(connections / (portRange / 2)));
+    return {
+      connections,
+      target,
+      fdLimit,
+      sources,
+      concurrency: smoke ? 50 : 200,
+      settleMs: smoke ? 100 : 1000,
+    };
+  },
+  notes: (params) => [
+    params.connections < params.target
+      ? `idle-memory: ${params.connections} connections instead of ${params.target} (open-files limit ${params.fdLimit} per process)`
+      : `idle-memory: ${params.connections} connections (open-files limit ${params.fdLimit} per process, ${params.sources} source address${params.sources > 1 ? 'es' : ''})`,
+  ],
+
+  server: () => ({ onConnection() {}, commands: {} }),
+
+  client({ params, connect }) {
+    let sockets = [];
+    return {
+      commands: {
+        async setup() {
+          sockets = await openMany(connect, params.connections, {
+            concurrency: params.concurrency,
+            sources: params.sources,
+          });
+          return { opened: sockets.length };
+        },
+      },
+    };
+  },
+
+  async drive(ctx) {
+    const before = await ctx.server('memory');
+    const { opened } = await ctx.client('setup');
+    await ctx.sleep(ctx.params.settleMs);
+    const after = await ctx.server('memory');
+    const connections = after.open - before.open;
+    if (connections !== opened) {
+      throw new Error(`the server holds ${connections} connections, the client opened ${opened}`);
+    }
+    return { before, after, connections };
+  },
+
+  metrics({ before, after, connections }) {
+    const perConnection = (key) => (after[key] - before[key]) / 1024 / connections;
+    return [
+      {
+        key: 'rss',
+        label: 'server RSS KiB/connection',
+        value: perConnection('rss'),
+        better: 'lower',
+        headline: true,
+      },
+      {
+        key: 'heap',
+        label: 'server heap KiB/connection',
+        value: perConnection('heapUsed'),
+        better: 'lower',
+        headline: true,
+      },
+    ];
+  },
+};

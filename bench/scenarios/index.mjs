@@ -1,0 +1,43 @@
+/**
+ * The scenarios, in the order they run and print. Each module's default export is:
+ *
+ *   name, summary
+ *   kinds          which server peers take part ('websocket', 'raw'), for role 'server'
+ *   role           'server' (default: the peers are servers, the load generator is the ws
+ *                  client) or 'client' (the peers are clients in `clients`, against the
+ *                  server peer `serverPeer`)
+ *   params({ smoke, fdLimit, portRange })   the sizes and durations (smoke: tiny)
+ *   server({ params, counters, handle })    in the server process: { onConnection, commands }
+ *   client({ params, counters, latency, connect })   in the load generator: { commands }
+ *   drive(ctx)     in run.mjs: runs the phases through ctx.server(type), ctx.client(type),
+ *                  ctx.sleep(ms), ctx.window(ms) and returns what metrics() needs
+ *   metrics(raw, params)   [{ key, label, value, better: 'lower'|'higher', headline }]
+ *   notes(params)  optional lines printed under the table
+ *   maxRepeat      optional cap on the repetitions of this scenario
+ *
+ * To add a scenario: write the module and list it here.
+ */
+import broadcast from './broadcast.mjs';
+import { bulkScenario } from './bulk.mjs';
+import client from './client.mjs';
+import deflateEcho from './deflate-echo.mjs';
+import echo from './echo.mjs';
+import handshake from './handshake.mjs';
+import idleMemory from './idle-memory.mjs';
+
+export const SCENARIOS = [
+  echo,
+  bulkScenario('bulk-64k', 64 * 1024, '64 KiB'),
+  bulkScenario('bulk-1m', 1024 * 1024, '1 MiB'),
+  broadcast,
+  handshake,
+  idleMemory,
+  deflateEcho,
+  client,
+];
+
+export async function loadScenario(name) {
+  const scenario = SCENARIOS.find((s) => s.name === name);
+  if (scenario === undefined) throw new Error(`unknown scenario ${name}`);
+  return scenario;
+}
