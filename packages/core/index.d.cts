@@ -4,6 +4,7 @@ import * as core from './dist/index.cjs';
 
 declare class WebSocket extends core.WebSocket {}
 declare namespace WebSocket {
+  export import WebSocket = core.WebSocket;
   export import WebSocketServer = core.WebSocketServer;
   export import Server = core.WebSocketServer;
   export import createWebSocketStream = core.createWebSocketStream;

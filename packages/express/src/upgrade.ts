@@ -1,0 +1,275 @@
+import {
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  ServerResponse,
+  STATUS_CODES,
+} from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { WebSocket, WebSocketServer } from '@weft/core';
+import type { Request } from 'express';
+import { toInternalUrl, trailingSlashes } from './internal-url.js';
+import type { WeftErrorContext } from './options.js';
+import { closeAfterWrite, writeRawResponse } from './respond.js';
+
+/**
+ * Marks a request as a WebSocket upgrade in flight. `Symbol.for`, so the ESM and CommonJS
+ * builds loaded in one process (a dual-package setup) still recognise each other's requests.
+ */
+const kUpgrade: unique symbol = Symbol.for('weft.express.upgrade') as never;
+
+/** What a pending upgrade needs from the integration that received it. */
+export interface UpgradeOwner {
+  readonly wss: WebSocketServer;
+  /** The upgrade left the pending state (answered, upgraded, timed out or abandoned). */
+  settled(upgrade: PendingUpgrade): void;
+  report(error: unknown, context: WeftErrorContext): void;
+}
+
+/** The callable part of an Express app (4 and 5): `app(req, res, done)`. */
+export type DispatchTarget = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  done: (error?: unknown) => void,
+) => void;
+
+type State = 'checking' | 'routing' | 'answered' | 'upgrading' | 'gone';
+
+interface MarkedRequest extends IncomingMessage {
+  originalUrl?: string;
+  [kUpgrade]?: PendingUpgrade;
+}
+
+/** The upgrade a request is part of, when it is one (and still routed by Express). */
+export function upgradeOf(req: IncomingMessage): PendingUpgrade | undefined {
+  return (req as MarkedRequest)[kUpgrade];
+}
+
+/**
+ * Whether `req` is a WebSocket upgrade being routed through Express. App-level middleware
+ * can use it to skip work that only makes sense for plain HTTP (body parsing, CSRF tokens,
+ * access logs that wait for 'finish').
+ */
+export function isWebSocketRequest(req: IncomingMessage): boolean {
+  return upgradeOf(req) !== undefined;
+}
+
+/**
+ * One upgrade request, from the `'upgrade'` event to its end: an HTTP answer (from a
+ * middleware, the final handler, or a refusal), a handshake handed to the core server, or
+ * the client leaving. Every way out closes or hands on the socket, and a timer bounds the
+ * time spent before one is taken.
+ */
+export class PendingUpgrade {
+  readonly request: IncomingMessage;
+  readonly socket: Duplex;
+  readonly head: Buffer;
+  readonly owner: UpgradeOwner;
+  #slashes = '';
+  #state: State = 'checking';
+  #response: ServerResponse | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  readonly #onSocketError = (): void => {
+    this.socket.destroy();
+  };
+  readonly #onSocketClose = (): void => {
+    this.#leave('gone');
+  };
+  readonly #onResponseFinish = (): void => {
+    // A middleware (or the final handler) answered over HTTP: no WebSocket, and the socket
+    // must not stay open waiting for a second request that will never be read.
+    this.#leave('answered');
+    this.#detachResponse();
+    this.#endSocket();
+  };
+
+  constructor(
+    owner: UpgradeOwner,
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    timeout: number,
+  ) {
+    this.owner = owner;
+    this.request = request;
+    this.socket = socket;
+    this.head = head;
+    socket.on('error', this.#onSocketError);
+    socket.once('close', this.#onSocketClose);
+    if (timeout > 0) this.#timer = setTimeout(() => this.#timedOut(), timeout);
+  }
+
+  /** Trailing slashes of the requested path, which routing goes without. */
+  get slashes(): string {
+    return this.#slashes;
+  }
+
+  /** Still deciding: no answer sent, not handed to the WebSocket server. */
+  get pending(): boolean {
+    return this.#state === 'checking' || this.#state === 'routing';
+  }
+
+  /**
+   * Refuses the upgrade with an HTTP status written straight to the socket (the response
+   * object, if any, is unbound first). If a middleware already started an answer, a second
+   * one cannot follow: the socket is ended after what was written.
+   */
+  refuse(status: number, message?: string, headers?: OutgoingHttpHeaders): void {
+    if (!this.pending) return;
+    const started = this.#response?.headersSent === true;
+    this.#leave('answered');
+    this.#detachResponse();
+    if (started) this.#endSocket();
+    else writeRawResponse(this.socket, status, message, headers);
+  }
+
+  /**
+   * Runs the request through the Express app, with a `ServerResponse` bound to the socket
+   * so any middleware may answer it over HTTP.
+   */
+  dispatch(app: DispatchTarget): void {
+    if (this.#state !== 'checking') return;
+    this.#state = 'routing';
+    const req = this.request as MarkedRequest;
+    const res = new ServerResponse(req);
+    // One answer per upgrade socket: `Connection: close`, then the socket is ended.
+    res.shouldKeepAlive = false;
+    res.assignSocket(this.socket as Socket);
+    res.once('finish', this.#onResponseFinish);
+    this.#response = res;
+    // Express keeps an originalUrl it finds, so the marker stays out of it.
+    req.originalUrl = req.url ?? '/';
+    this.#slashes = trailingSlashes(req.originalUrl);
+    req.url = toInternalUrl(req.originalUrl);
+    Object.defineProperty(req, kUpgrade, { value: this, configurable: true });
+    try {
+      app(req, res, (error) => this.#finalHandler(error));
+    } catch (error) {
+      this.#finalHandler(error);
+    }
+  }
+
+  /**
+   * The WebSocket route's last step: hands the socket to the core server's handshake.
+   * `open` runs once the connection is open. Returns false when the upgrade was already
+   * answered, timed out or abandoned, so there is nothing to hand on.
+   */
+  handOff(req: IncomingMessage, open: (socket: WebSocket) => void): boolean {
+    if (this.#state !== 'routing') return false;
+    if (this.#response?.headersSent === true) {
+      // A middleware started an HTTP answer and still called next(): neither a WebSocket
+      // nor a well-formed HTTP answer can follow.
+      this.#leave('answered');
+      this.#detachResponse();
+      this.#endSocket();
+      return false;
+    }
+    this.#leave('upgrading');
+    this.#detachResponse();
+    this.socket.removeListener('error', this.#onSocketError);
+    try {
+      this.owner.wss.handleUpgrade(req, this.socket, this.head, (socket) => open(socket));
+    } catch (error) {
+      this.socket.destroy();
+      this.owner.report(error, { phase: 'server', error });
+    }
+    return true;
+  }
+
+  /** Where Express ends up when no route answered: 404, or the status of an unhandled error. */
+  #finalHandler(error: unknown): void {
+    if (this.#state !== 'routing') return;
+    const res = this.#response;
+    const failed = error !== undefined && error !== null && error !== false && error !== '';
+    if (failed) this.owner.report(error, { phase: 'middleware', req: this.request as Request });
+    if (res === null || res.headersSent) {
+      this.#leave('answered');
+      this.#detachResponse();
+      this.#endSocket();
+      return;
+    }
+    const answer = failed
+      ? describeError(error)
+      : { status: 404, message: 'No WebSocket endpoint at this path', headers: {} };
+    // As Express's own final handler does: content headers of a half-built answer go, and
+    // the error page may not be sniffed or run as anything but text.
+    for (const name of res.getHeaderNames()) {
+      if (name.startsWith('content-')) res.removeHeader(name);
+    }
+    for (const [name, value] of Object.entries(answer.headers)) {
+      if (value !== undefined) res.setHeader(name, value);
+    }
+    res.statusCode = answer.status;
+    res.setHeader('Content-Security-Policy', "default-src 'none'");
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+    res.setHeader('Content-Length', Buffer.byteLength(answer.message));
+    res.end(answer.message);
+  }
+
+  #timedOut(): void {
+    this.#timer = null;
+    this.refuse(408, 'WebSocket upgrade timed out');
+  }
+
+  #leave(state: State): void {
+    if (!this.pending) {
+      if (state === 'gone') this.#state = 'gone';
+      return;
+    }
+    this.#state = state;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.socket.removeListener('close', this.#onSocketClose);
+    this.owner.settled(this);
+  }
+
+  /**
+   * Ends the socket after what was written reaches it: a half-sent answer still arrives (its
+   * missing end tells the client it is cut short), and the socket closes.
+   */
+  #endSocket(): void {
+    closeAfterWrite(this.socket);
+    this.socket.end();
+  }
+
+  /** Unbinds the response: a late `res.send()` from a slow middleware then writes nowhere. */
+  #detachResponse(): void {
+    const res = this.#response;
+    if (res === null) return;
+    this.#response = null;
+    res.removeListener('finish', this.#onResponseFinish);
+    if (res.socket === this.socket) res.detachSocket(this.socket as Socket);
+  }
+}
+
+interface HttpErrorLike {
+  status?: unknown;
+  statusCode?: unknown;
+  expose?: unknown;
+  message?: unknown;
+  headers?: unknown;
+}
+
+/** An error's answer, by the conventions of `http-errors` and Express's final handler. */
+function describeError(error: unknown): {
+  status: number;
+  message: string;
+  headers: OutgoingHttpHeaders;
+} {
+  const like: HttpErrorLike = typeof error === 'object' && error !== null ? error : {};
+  const candidate = like.status ?? like.statusCode;
+  const valid =
+    typeof candidate === 'number' &&
+    Number.isInteger(candidate) &&
+    candidate >= 400 &&
+    candidate <= 599;
+  const status = valid ? candidate : 500;
+  const headers =
+    valid && typeof like.headers === 'object' && like.headers !== null
+      ? (like.headers as OutgoingHttpHeaders)
+      : {};
+  const exposed = like.expose === true && typeof like.message === 'string' && like.message !== '';
+  const message = exposed ? (like.message as string) : (STATUS_CODES[status] ?? 'Error');
+  return { status, message, headers };
+}

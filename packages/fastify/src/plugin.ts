@@ -1,0 +1,113 @@
+import type { Server } from 'node:http';
+import { type ServerOptions, WebSocketServer } from '@weft/core';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { defaultErrorHandler } from './errors.js';
+import { createInjectWS } from './inject.js';
+import { validatePluginOptions, type WeftPluginOptions } from './options.js';
+import { originHook } from './origin.js';
+import { createOnRoute, RouteRegistry, routeOf } from './routes.js';
+import type { WeftHelpers } from './types.js';
+import { UpgradeDispatcher } from './upgrade.js';
+
+/** The same default as the core's: generous for an auth lookup, short for an attacker. */
+const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+
+/** HTTP servers with a weft plugin on them: two would both answer each upgrade. */
+const servedServers = new WeakSet<object>();
+
+async function weftPlugin(app: FastifyInstance, options: WeftPluginOptions): Promise<void> {
+  validatePluginOptions(options);
+  const httpServer = app.server as Server;
+  if (servedServers.has(httpServer)) {
+    throw new Error(
+      '@weft/fastify is already registered on this server: register it once, before the routes',
+    );
+  }
+
+  const serverOptions: ServerOptions = {
+    ...options.options,
+    noServer: true,
+    ...(options.heartbeat === undefined ? {} : { heartbeat: options.heartbeat }),
+    ...(options.pubsub === undefined ? {} : { pubsub: options.pubsub }),
+  };
+  const wss = new WebSocketServer(serverOptions);
+  // The core reports pub/sub adapter failures only to 'error' listeners: log them.
+  wss.on('error', (error) => app.log.error({ err: error }, 'WebSocket server error'));
+
+  const dispatcher = new UpgradeDispatcher(
+    (request, response) => app.routing(request, response),
+    options.options?.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
+    app.log,
+  );
+  const registry = new RouteRegistry(wss);
+  const helpers: WeftHelpers = {
+    server: wss,
+    clients: wss.clients,
+    broadcast: (data, broadcastOptions) => wss.broadcast(data, broadcastOptions),
+    publish: (topic, data, publishOptions) => wss.publish(topic, data, publishOptions),
+    subscriberCount: (topic) => wss.subscriberCount(topic),
+    route: (url) => registry.get(url),
+  };
+
+  app.decorate('websocketServer', wss);
+  app.decorate('weft', helpers);
+  app.decorate('injectWS', createInjectWS(app));
+  app.decorateRequest('ws', {
+    getter(this: FastifyRequest) {
+      return dispatcher.isUpgrade(this.raw);
+    },
+  });
+  app.decorateRequest('wsRoute', {
+    getter(this: FastifyRequest) {
+      return routeOf(this);
+    },
+  });
+
+  app.addHook(
+    'onRoute',
+    createOnRoute({
+      dispatcher,
+      server: wss,
+      registry,
+      errorHandler: options.errorHandler ?? defaultErrorHandler,
+      originHook: originHook(options.origins ?? 'same-host', (request) =>
+        dispatcher.isUpgrade(request),
+      ),
+    }),
+  );
+
+  servedServers.add(httpServer);
+  httpServer.on('upgrade', dispatcher.handle);
+
+  app.addHook('preClose', async function closeWebSockets(this: FastifyInstance) {
+    if (options.preClose !== undefined) {
+      try {
+        await options.preClose.call(this, wss);
+      } catch (error) {
+        app.log.error({ err: error }, 'The WebSocket preClose failed');
+      }
+    }
+    // Whatever preClose did (or failed to do), no socket may outlive the app: the graceful
+    // close sends 1001 to those still open, waits for their closing handshakes and
+    // terminates the slow ones.
+    await wss.close({
+      code: options.shutdown?.code,
+      reason: options.shutdown?.reason,
+      timeout: options.shutdown?.timeout,
+    });
+    // Upgrades still in their hooks would keep the HTTP server from closing.
+    dispatcher.abort();
+  });
+  app.addHook('onClose', (_instance, done) => {
+    httpServer.removeListener('upgrade', dispatcher.handle);
+    servedServers.delete(httpServer);
+    done();
+  });
+}
+
+/**
+ * The weft Fastify plugin: `await app.register(weft, options)`, then WebSocket routes with
+ * `app.get(path, { websocket: true }, (socket, request) => {})`. Register it before the routes.
+ */
+export const weft = fp(weftPlugin, { fastify: '5.x', name: '@weft/fastify' });
