@@ -37,10 +37,7 @@ export class LivenessMonitor {
   }
 
   startHeartbeat(options: HeartbeatOptions): void {
-    const interval = positive(options.interval, 'heartbeat.interval');
-    const timeout = positive(options.timeout ?? interval, 'heartbeat.timeout');
-    if (timeout > interval)
-      throw new RangeError('heartbeat.timeout must not exceed heartbeat.interval');
+    const { interval, timeout } = checkHeartbeat(options);
     this.#heartbeatTimer = setInterval(() => this.#heartbeatRound(timeout), interval);
     this.#heartbeatTimer.unref();
   }
@@ -96,6 +93,15 @@ export class LivenessMonitor {
     }
     this.#quiet = next;
   }
+}
+
+/** Checks heartbeat options, with errors naming the option; returns the effective values. */
+export function checkHeartbeat(options: HeartbeatOptions): { interval: number; timeout: number } {
+  const interval = positive(options.interval, 'heartbeat.interval');
+  const timeout = positive(options.timeout ?? interval, 'heartbeat.timeout');
+  if (timeout > interval)
+    throw new RangeError('heartbeat.timeout must not exceed heartbeat.interval');
+  return { interval, timeout };
 }
 
 function positive(value: number, name: string): number {

@@ -12,6 +12,7 @@ import {
 import { ClientHandshake } from './handshake/client-handshake.js';
 import { parseClientUrl } from './handshake/client-url.js';
 import { isToken } from './handshake/subprotocols.js';
+import { checkHeartbeat, type HeartbeatOptions, LivenessMonitor } from './liveness.js';
 import { iterateMessages, type WebSocketMessage } from './message-iterator.js';
 import {
   concatFragments,
@@ -104,6 +105,11 @@ export interface ClientOptions
    * it. What the server accepted shows in `extensions`.
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /**
+   * Ping the server every `interval` ms and terminate the connection when nothing came back
+   * within `timeout` ms: 'error' (when listened) says why, then 'close' with 1006. Off by default.
+   */
+  heartbeat?: HeartbeatOptions;
 }
 
 /** Options `setSocket` takes: what a server hands to each accepted connection. */
@@ -677,8 +683,22 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       closeTimeout: _c,
       finishRequest,
       perMessageDeflate,
+      heartbeat,
       ...requestOptions
     } = options;
+    if (heartbeat !== undefined) {
+      checkHeartbeat(heartbeat);
+      const monitor = new LivenessMonitor(
+        () => [this],
+        () => {
+          const within = heartbeat.timeout ?? heartbeat.interval;
+          this.#emitError(new Error(`Heartbeat timeout: no answer to a ping within ${within} ms`));
+          this.terminate();
+        },
+      );
+      this.once('open', () => monitor.startHeartbeat(heartbeat));
+      this.once('close', () => monitor.stop());
+    }
     const deflateOptions =
       perMessageDeflate === false
         ? undefined

@@ -221,6 +221,30 @@ describe('WebSocket client: frames that arrive with the 101 response', () => {
   });
 });
 
+describe('WebSocket client: heartbeat', () => {
+  it('terminates a connection whose server stops answering pings', async () => {
+    const url = await fakeServer((request, socket) => {
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept(request)}\r\n\r\n`,
+      );
+      socket.on('data', () => {}); // reads our pings, never answers
+    });
+    const client = new WebSocket(url, { perMessageDeflate: false, heartbeat: { interval: 100 } });
+    const { error, code } = await failureOf(client);
+    expect(error?.message).toMatch(/Heartbeat timeout/);
+    expect(code).toBe(1006);
+  });
+
+  it('keeps a connection whose server answers, and checks its options up front', async () => {
+    const { url } = await startServer();
+    const client = track(new WebSocket(url, { heartbeat: { interval: 50 } }));
+    await waitFor(client, 'open');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(client.readyState).toBe(WebSocket.OPEN);
+    expect(() => new WebSocket(url, { heartbeat: { interval: 0 } })).toThrow(RangeError);
+  });
+});
+
 describe('WebSocket client: redirects', () => {
   it('follows redirects when allowed, emitting redirect, and drops credentials across hosts', async () => {
     const { port, wss } = await startServer();
