@@ -35,7 +35,12 @@ import {
 } from './protocol/constants.js';
 import type { WebSocketProtocolError } from './protocol/errors.js';
 import { Receiver, type ReceiverSink } from './protocol/receiver.js';
-import { type PrebuiltFrame, Sender, type WriteCallback } from './protocol/sender.js';
+import {
+  type PrebuiltFrame,
+  Sender,
+  type SenderOwner,
+  type WriteCallback,
+} from './protocol/sender.js';
 import type { PublishOptions, TopicHub } from './pubsub/topics.js';
 import type { WebSocketServer } from './server.js';
 import type { createWebSocketStream } from './stream.js';
@@ -186,6 +191,17 @@ function noop(): void {}
 
 const EMPTY_TOPICS: ReadonlySet<string> = new Set();
 
+/** What a connection handles: its receiver's and sender's reports and its socket's events. */
+interface ConnectionEvents extends ReceiverSink, SenderOwner {
+  socketData(chunk: Buffer): void;
+  /** Parses bytes that did not come through 'data' (those that came with the handshake). */
+  write(bytes: Buffer): void;
+  socketEnd(): void;
+  socketClose(): void;
+  socketDrain(): void;
+  socketError(error: Error): void;
+}
+
 /** An `except` option that also leaves out `socket`. */
 function withSocket(except: PublishOptions['except'], socket: WebSocket): ReadonlySet<WebSocket> {
   const set = new Set<WebSocket>([socket]);
@@ -290,7 +306,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     this.#maxFragments = clientOptions.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
     this.#skipUTF8Validation = clientOptions.skipUTF8Validation ?? false;
     this.#allowSynchronousEvents = clientOptions.allowSynchronousEvents ?? true;
-    (this as unknown as EventEmitter).on('newListener', this.#onNewListener);
+    (this as unknown as EventEmitter).on('newListener', WebSocket.#onNewListener);
 
     if (address === null) {
       this.#isServer = true;
@@ -784,6 +800,10 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       this.#allowSynchronousEvents = options.allowSynchronousEvents;
 
     this.#socket = socket;
+    // One object with prototype methods serves the receiver, the sender and the socket: an
+    // idle connection carries no closures of its own.
+    const events = new WebSocket.#ConnectionEvents(this);
+    (socket as OwnedSocket)[OWNER] = events;
     this.#receiver = new Receiver(
       {
         isServer: this.#isServer,
@@ -792,19 +812,9 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
         skipUTF8Validation: this.#skipUTF8Validation,
         decompressor: this.#deflate,
       },
-      this.#receiverSink(),
+      events,
     );
-    this.#sender = new Sender(
-      socket,
-      this.#deflate,
-      (error) => {
-        // A send that failed because the connection is already gone needs no second report.
-        if (!socket.destroyed && this.#readyState !== ReadyState.CLOSED) {
-          this.#failConnection(CloseCode.InternalError, error);
-        }
-      },
-      () => this.#maybeDrained(),
-    );
+    this.#sender = new Sender(socket, this.#deflate, events);
 
     const netSocket = socket as Duplex & {
       setNoDelay?: (noDelay: boolean) => void;
@@ -812,10 +822,10 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     };
     netSocket.setTimeout?.(0);
     netSocket.setNoDelay?.(true);
-    socket.on('end', () => this.#onSocketEnd());
-    socket.on('close', () => this.#onSocketClose());
-    socket.on('drain', () => this.#maybeDrained());
-    socket.on('error', (error: Error) => this.#onSocketError(error));
+    socket.on('end', socketOnEnd);
+    socket.on('close', socketOnClose);
+    socket.on('drain', socketOnDrain);
+    socket.on('error', socketOnError);
 
     this.#readyState = ReadyState.OPEN;
     this.emit('open');
@@ -827,66 +837,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     // exists the socket buffers what follows. A server starts once its 'connection' handlers
     // ran (next tick), so what those bytes cause (pings, errors) reaches the listeners they
     // attach; a client's listeners are in place already.
-    const receiver = this.#receiver;
-    const startReading = (): void => {
-      if (head.length > 0) receiver.write(head);
-      socket.on('data', (chunk: Buffer) => {
-        receiver.write(chunk);
-        // While a frame inflates, later bytes wait in the receiver: past a backlog, stop
-        // reading so TCP pushes back on the peer instead of our memory growing.
-        if (
-          receiver.inflating &&
-          receiver.bufferedBytes >= INFLATE_BACKLOG &&
-          !this.#backlogPaused
-        ) {
-          this.#backlogPaused = true;
-          socket.pause();
-        }
-      });
-    };
-    if (this.#isServer) process.nextTick(startReading);
-    else startReading();
-  }
-
-  #receiverSink(): ReceiverSink {
-    return {
-      onMessage: (fragments, length, isBinary) => {
-        this.#received++;
-        this.#activity++;
-        this.#onMessage(fragments, length, isBinary);
-      },
-      onPing: (payload) => {
-        this.#received++;
-        if (
-          this.#autoPong &&
-          this.#readyState === ReadyState.OPEN &&
-          this.#pendingPongs < MAX_PENDING_PONGS
-        ) {
-          this.#pendingPongs++;
-          this.#sender!.sendControl(Opcode.Pong, payload, !this.#isServer, this.#pongFlushed);
-        }
-        this.#emitReceived('ping', payload);
-      },
-      onPong: (payload) => {
-        this.#received++;
-        this.#emitReceived('pong', payload);
-      },
-      onClose: (code, reason) => {
-        this.#closeFrameReceived = true;
-        this.#closeCode = code;
-        this.#closeReason = reason;
-        if (this.#readyState === ReadyState.OPEN) this.#readyState = ReadyState.CLOSING;
-        // Echo the peer's code and reason (RFC 6455 §5.5.1), then both sides may close TCP.
-        this.#sendCloseFrame(code === CloseCode.NoStatus ? undefined : code, reason);
-        this.#endSocketIfClosed();
-      },
-      onError: (error) => this.#failConnection(error.closeCode, error),
-      onCaughtUp: () => {
-        if (!this.#backlogPaused) return;
-        this.#backlogPaused = false;
-        if (!this.#paused) this.#socket?.resume();
-      },
-    };
+    if (this.#isServer) process.nextTick(startReading, socket, head);
+    else startReading(socket, head);
   }
 
   #onMessage(fragments: Buffer[], length: number, isBinary: boolean): void {
@@ -944,14 +896,118 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     this.#heldBytes += length;
   }
 
-  readonly #pongFlushed = (): void => {
-    this.#pendingPongs--;
-  };
+  /** Counts an automatic pong out; made on the first ping, so idle connections carry none. */
+  #pongFlushed: (() => void) | undefined;
 
-  readonly #onNewListener = (event: string | symbol): void => {
+  /** A 'newListener' listener shared by every connection (EventEmitter calls it with `this`). */
+  static readonly #onNewListener = function (this: WebSocket, event: string | symbol): void {
     if (event !== 'message' || this.#heldMessages === null) return;
     // The listener is added right after this event: deliver once it is in place.
     queueMicrotask(() => this.#releaseHeldMessages());
+  };
+
+  /** Receiver, sender and socket events of one connection, on one object per connection. */
+  static readonly #ConnectionEvents = class implements ConnectionEvents {
+    readonly #ws: WebSocket;
+
+    constructor(ws: WebSocket) {
+      this.#ws = ws;
+    }
+
+    onMessage(fragments: Buffer[], length: number, isBinary: boolean): void {
+      const ws = this.#ws;
+      ws.#received++;
+      ws.#activity++;
+      ws.#onMessage(fragments, length, isBinary);
+    }
+
+    onPing(payload: Buffer): void {
+      const ws = this.#ws;
+      ws.#received++;
+      if (
+        ws.#autoPong &&
+        ws.#readyState === ReadyState.OPEN &&
+        ws.#pendingPongs < MAX_PENDING_PONGS
+      ) {
+        ws.#pendingPongs++;
+        ws.#pongFlushed ??= () => {
+          ws.#pendingPongs--;
+        };
+        ws.#sender!.sendControl(Opcode.Pong, payload, !ws.#isServer, ws.#pongFlushed);
+      }
+      ws.#emitReceived('ping', payload);
+    }
+
+    onPong(payload: Buffer): void {
+      this.#ws.#received++;
+      this.#ws.#emitReceived('pong', payload);
+    }
+
+    onClose(code: number, reason: Buffer): void {
+      const ws = this.#ws;
+      ws.#closeFrameReceived = true;
+      ws.#closeCode = code;
+      ws.#closeReason = reason;
+      if (ws.#readyState === ReadyState.OPEN) ws.#readyState = ReadyState.CLOSING;
+      // Echo the peer's code and reason (RFC 6455 §5.5.1), then both sides may close TCP.
+      ws.#sendCloseFrame(code === CloseCode.NoStatus ? undefined : code, reason);
+      ws.#endSocketIfClosed();
+    }
+
+    onError(error: WebSocketProtocolError): void {
+      this.#ws.#failConnection(error.closeCode, error);
+    }
+
+    onCaughtUp(): void {
+      const ws = this.#ws;
+      if (!ws.#backlogPaused) return;
+      ws.#backlogPaused = false;
+      if (!ws.#paused) ws.#socket?.resume();
+    }
+
+    onPayloadError(error: Error): void {
+      const ws = this.#ws;
+      // A send that failed because the connection is already gone needs no second report.
+      if (ws.#socket !== null && !ws.#socket.destroyed && ws.#readyState !== ReadyState.CLOSED) {
+        ws.#failConnection(CloseCode.InternalError, error);
+      }
+    }
+
+    onSenderIdle(): void {
+      this.#ws.#maybeDrained();
+    }
+
+    socketData(chunk: Buffer): void {
+      const ws = this.#ws;
+      const receiver = ws.#receiver!;
+      receiver.write(chunk);
+      // While a frame inflates, later bytes wait in the receiver: past a backlog, stop
+      // reading so TCP pushes back on the peer instead of our memory growing.
+      if (receiver.inflating && receiver.bufferedBytes >= INFLATE_BACKLOG && !ws.#backlogPaused) {
+        ws.#backlogPaused = true;
+        ws.#socket?.pause();
+      }
+    }
+
+    write(bytes: Buffer): void {
+      this.#ws.#receiver!.write(bytes);
+    }
+
+    socketEnd(): void {
+      this.#ws.#onSocketEnd();
+    }
+
+    socketClose(): void {
+      this.#ws.#onSocketClose();
+    }
+
+    socketDrain(): void {
+      this.#ws.#maybeDrained();
+    }
+
+    socketError(error: Error): void {
+      this.#ws.#onSocketError(error);
+    }
   };
 
   #releaseHeldMessages(): void {
@@ -1142,6 +1198,43 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   set onerror(handler: ((this: WebSocket, event: ErrorEvent<WebSocket>) => void) | null) {
     this.#setAttribute('error', handler);
   }
+}
+
+/** Where a socket finds the connection it belongs to (shared handlers, no per-socket closures). */
+const OWNER = Symbol('weft.connection');
+type OwnedSocket = Duplex & { [OWNER]?: ConnectionEvents };
+
+function ownerOf(socket: Duplex): ConnectionEvents {
+  return (socket as OwnedSocket)[OWNER]!;
+}
+
+function socketOnData(this: Duplex, chunk: Buffer): void {
+  ownerOf(this).socketData(chunk);
+}
+
+function socketOnEnd(this: Duplex): void {
+  ownerOf(this).socketEnd();
+}
+
+function socketOnClose(this: Duplex): void {
+  ownerOf(this).socketClose();
+}
+
+function socketOnDrain(this: Duplex): void {
+  ownerOf(this).socketDrain();
+}
+
+function socketOnError(this: Duplex, error: Error): void {
+  ownerOf(this).socketError(error);
+}
+
+/**
+ * Starts reading: the bytes that came in with the handshake first, then the socket. Until a
+ * 'data' listener exists the socket buffers what follows.
+ */
+function startReading(socket: Duplex, head: Buffer): void {
+  if (head.length > 0) ownerOf(socket).write(head);
+  socket.on('data', socketOnData);
 }
 
 for (const [name, value] of Object.entries(ReadyState)) {

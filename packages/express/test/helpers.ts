@@ -9,7 +9,7 @@ import { afterEach } from 'vitest';
 import { WebSocket } from 'ws';
 import type { WeftExpress } from '../src/index.js';
 
-export const WAIT = 5_000;
+export const WAIT = 15_000; // generous: CI machines are shared and busy
 
 /** Both majors the package supports, for `describe.each`. */
 export const EXPRESS_VERSIONS = [

@@ -6,7 +6,7 @@ import WebSocket, { type ClientOptions } from 'ws';
 import { type WeftPluginOptions, weft } from '../src/index.js';
 
 /** Upper bound of any wait in these tests: a bug fails the test instead of hanging it. */
-export const WAIT_MS = 5_000;
+export const WAIT_MS = 15_000; // generous: CI machines are shared and child processes start slowly under load
 
 /** Apps and clients a test opened; `cleanup` (afterEach) closes them all. */
 const apps: FastifyInstance[] = [];

@@ -16,6 +16,14 @@ export interface DataFrameOptions {
   readonly size?: number;
 }
 
+/** What the sender reports to the connection that owns it. */
+export interface SenderOwner {
+  /** A payload could not be produced (an unreadable Blob, a failed compression). */
+  onPayloadError(error: Error): void;
+  /** The queue emptied after an async step: a 'drain' may be due. */
+  onSenderIdle(): void;
+}
+
 /** Compresses outgoing messages; see `PerMessageDeflate.compress`. */
 export interface MessageCompressor {
   /** Messages below this many bytes are not worth compressing. */
@@ -53,9 +61,7 @@ interface PendingSend {
 export class Sender {
   readonly #socket: Duplex;
   readonly #compressor: MessageCompressor | undefined;
-  readonly #onPayloadError: (error: Error) => void;
-  /** Told when the queue empties after an async step (a 'drain' may be due). */
-  readonly #onIdle: () => void;
+  readonly #owner: SenderOwner;
   /** Set between a `fin: false` send and the message's last fragment. */
   #inFragmentedMessage = false;
   /** Whether the last queued data send left a message open (`fin: false`). */
@@ -71,16 +77,10 @@ export class Sender {
   /** Set when a payload could not be produced: later data is refused, control frames still go. */
   #broken: Error | null = null;
 
-  constructor(
-    socket: Duplex,
-    compressor: MessageCompressor | undefined,
-    onPayloadError: (error: Error) => void,
-    onIdle: () => void = () => {},
-  ) {
+  constructor(socket: Duplex, compressor: MessageCompressor | undefined, owner: SenderOwner) {
     this.#socket = socket;
     this.#compressor = compressor;
-    this.#onPayloadError = onPayloadError;
-    this.#onIdle = onIdle;
+    this.#owner = owner;
   }
 
   /** Bytes accepted by `send` but not yet given to the socket. */
@@ -224,7 +224,7 @@ export class Sender {
       this.#queuedBytes -= sizeOf(next);
       this.#process(next);
     }
-    if (!this.#busy && this.#queue.length === 0) this.#onIdle();
+    if (!this.#busy && this.#queue.length === 0) this.#owner.onSenderIdle();
   }
 
   /**
@@ -242,7 +242,7 @@ export class Sender {
       if (later.opcode < 0) later.callback?.(error);
       else this.#process(later);
     }
-    this.#onPayloadError(error);
+    this.#owner.onPayloadError(error);
   }
 
   #write(
