@@ -17,7 +17,7 @@
 // What it configures (per connection):
 //   maxPayload 64 MiB     Autobahn 9.1.x / 9.2.x send single messages of up to
 //                         16 MiB. Override with AUTOBAHN_MAX_PAYLOAD=<bytes>.
-//   perMessageDeflate     false by default (weft has no permessage-deflate yet).
+//   perMessageDeflate     false by default (sections 1-10 run uncompressed).
 //                         AUTOBAHN_DEFLATE=1 passes { threshold: 0 } (sections 12/13).
 //   AUTOBAHN_NO_LIMITS=1  also passes maxFragments: 0, maxBufferedChunks: 0 (ws 8.23 limits).
 //   AUTOBAHN_CASE_TIMEOUT=<s>  terminate a case that has not closed after this many

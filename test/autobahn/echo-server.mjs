@@ -15,7 +15,7 @@
 //   maxPayload 64 MiB     Autobahn 9.1.x / 9.2.x send single messages of up to
 //                         16 MiB; ws' default is 100 MiB. Override with
 //                         AUTOBAHN_MAX_PAYLOAD=<bytes>.
-//   perMessageDeflate     off by default (weft has no permessage-deflate yet).
+//   perMessageDeflate     off by default (sections 1-10 run uncompressed).
 //                         AUTOBAHN_DEFLATE=1 passes { threshold: 0 } so every
 //                         message is compressed; needed for sections 12.x / 13.x.
 //   AUTOBAHN_NO_LIMITS=1  also passes maxFragments: 0, maxBufferedChunks: 0 (the
