@@ -17,7 +17,9 @@ import { WebSocket } from 'ws';
 const CHROMIUM = '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SERVER = 'examples/express-session-chat/server.js';
-const WAIT = 10_000;
+// Generous bounds: CI machines are shared, and Chromium starts slowly when they are busy.
+const WAIT = 20_000;
+const LAUNCH_WAIT = 90_000;
 const INSTALL = 'apt-get update && apt-get install -y chromium';
 
 const haveChromium = existsSync(CHROMIUM);
@@ -109,7 +111,7 @@ describe.skipIf(!haveChromium && !inCi)('express-session chat in Chromium', () =
       chromium.launch({
         executablePath: CHROMIUM,
         headless: true,
-        timeout: WAIT,
+        timeout: LAUNCH_WAIT,
         args: [
           '--no-sandbox',
           '--disable-gpu',
@@ -121,9 +123,9 @@ describe.skipIf(!haveChromium && !inCi)('express-session chat in Chromium', () =
         ],
       }),
       'Chromium to start',
-      30_000,
+      LAUNCH_WAIT + 5_000,
     );
-  }, 60_000);
+  }, LAUNCH_WAIT + 30_000);
 
   afterAll(async () => {
     await browser?.close();
@@ -204,7 +206,7 @@ describe.skipIf(!haveChromium && !inCi)('express-session chat in Chromium', () =
     } finally {
       await Promise.all([alice.close(), bob.close(), anonymous.close()]);
     }
-  }, 60_000);
+  }, 120_000);
 
   it('ends the WebSockets of a session that logs out, in every tab', async () => {
     const carol = await newUser();
@@ -224,7 +226,7 @@ describe.skipIf(!haveChromium && !inCi)('express-session chat in Chromium', () =
     } finally {
       await carol.close();
     }
-  }, 60_000);
+  }, 120_000);
 });
 
 describe('express-session chat with a ws client', () => {
