@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The top self-time functions of a V8 CPU profile (`node --cpu-prof`), and self time per
- * origin (weft, ws, Node internals, native/VM).
+ * origin (weft, a plugin, each package of node_modules, Node internals, native/VM).
  *
  *   node bench/run.mjs --scenario echo --peer weft --repeat 1 --profile weft
  *   node bench/profile-summary.mjs bench/results/profiles/echo-weft-server-rep1.cpuprofile [--top 25]
@@ -21,10 +21,18 @@ if (positionals.length === 0) {
   process.exit(2);
 }
 
+/**
+ * weft's engine, a plugin of this repository, or the package a file of node_modules belongs
+ * to (the innermost one: express-ws's own ws counts as ws), so that a plugin profile splits
+ * into the framework (fastify, find-my-way, express, router...) and the WebSocket layer.
+ */
 function origin(url) {
   if (url === '') return 'native/VM';
   if (url.includes('/packages/core/dist/') || url.includes('@weft/core')) return 'weft';
-  if (url.includes('/node_modules/ws/')) return 'ws';
+  const workspace = /\/packages\/([^/]+)\/dist\//.exec(url);
+  if (workspace) return `@weft/${workspace[1]}`;
+  const dependency = /.*\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
+  if (dependency) return dependency[1];
   if (url.startsWith('node:')) return 'node internals';
   if (url.includes('/bench/')) return 'bench harness';
   return 'other';

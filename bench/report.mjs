@@ -5,14 +5,25 @@
  *   node bench/run.mjs --json bench/results/latest.json
  *   node bench/report.mjs bench/results/latest.json [--out bench/RESULTS.md] [--svg bench/ratios.svg]
  *
- * The chart shows the weft/peer ratio of every headline metric (CPU per operation, memory per
- * connection; lower is better for all of them) on a log scale centred on 1.
+ * One table per subject of the ratios: weft against ws and raw TCP, then each framework plugin
+ * against bare weft and its ws-based counterpart. The chart shows the subject/peer ratio of
+ * every headline metric (CPU per operation, memory per connection; lower is better for all of
+ * them) on a log scale centred on 1, with the scenarios' targets marked.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { formatRatio, machineLine, markdownTable, peerColumns, tableRows } from './lib/table.mjs';
+import {
+  allPeers,
+  formatRatio,
+  machineLine,
+  markdownTable,
+  sections,
+  sectionTitle,
+  tableRows,
+  targets,
+} from './lib/table.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 
@@ -31,7 +42,18 @@ const results = JSON.parse(readFileSync(positionals[0], 'utf8'));
 
 // ---- chart ------------------------------------------------------------------------------------
 
-const PALETTE = ['#1f77b4', '#ff7f0e', '#7f7f7f', '#2ca02c', '#9467bd', '#8c564b', '#e377c2'];
+const PALETTE = [
+  '#1f77b4',
+  '#ff7f0e',
+  '#7f7f7f',
+  '#2ca02c',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#17becf',
+  '#bcbd22',
+];
+const TARGET_COLOUR = '#d62728';
 
 const escapeXml = (text) =>
   String(text).replace(
@@ -39,56 +61,99 @@ const escapeXml = (text) =>
     (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c],
   );
 
-/** Hand-built SVG: one group of horizontal bars per headline metric, one bar per peer. */
+/**
+ * Hand-built SVG: per table (subject), one group of horizontal bars per headline metric, one
+ * bar per subject/peer pair, and a dashed mark where a scenario sets a target for that pair.
+ */
 function ratioChart() {
-  const subject = results.subject;
-  const others = peerColumns(results).filter((p) => p !== subject);
-  const colour = Object.fromEntries(others.map((p, i) => [p, PALETTE[i % PALETTE.length]]));
-  const groups = [];
-  for (const scenario of results.scenarios) {
-    for (const metric of scenario.metrics.filter((m) => m.headline)) {
-      const bars = others
-        .filter((p) => scenario.peers.includes(p))
-        .map((p) => ({ peer: p, ratio: scenario.ratio[metric.key]?.[p] }))
-        .filter((b) => Number.isFinite(b.ratio) && b.ratio > 0);
-      if (bars.length > 0) groups.push({ title: `${scenario.name}: ${metric.label}`, bars });
+  const pairs = [];
+  const blocks = [];
+  for (const section of sections(results)) {
+    const groups = [];
+    for (const scenario of section.scenarios) {
+      for (const metric of scenario.metrics.filter((m) => m.headline)) {
+        const bars = section.peers
+          .filter((p) => p !== section.subject && scenario.peers.includes(p))
+          .map((peer) => ({
+            pair: `${section.subject}/${peer}`,
+            ratio: scenario.ratio[metric.key]?.[peer],
+            target: scenario.targets?.find((t) => t.key === metric.key && t.peer === peer)?.max,
+          }))
+          .filter((b) => Number.isFinite(b.ratio) && b.ratio > 0);
+        for (const bar of bars) if (!pairs.includes(bar.pair)) pairs.push(bar.pair);
+        if (bars.length > 0) groups.push({ title: `${scenario.name}: ${metric.label}`, bars });
+      }
     }
+    if (groups.length > 0) blocks.push({ title: sectionTitle(section), groups });
   }
-  const all = groups.flatMap((g) => g.bars.map((b) => Math.abs(Math.log2(b.ratio))));
+  const colour = Object.fromEntries(pairs.map((p, i) => [p, PALETTE[i % PALETTE.length]]));
+  const allGroups = blocks.flatMap((b) => b.groups);
+  const hasTargets = allGroups.some((g) => g.bars.some((b) => b.target !== undefined));
+  const all = allGroups.flatMap((g) =>
+    g.bars.flatMap((b) => [b.ratio, b.target ?? 1]).map((r) => Math.abs(Math.log2(r))),
+  );
   // Symmetric log2 range in whole powers of 2: at least 0.5..2, at most 0.125..8 (longer bars
   // are clipped and marked).
   const span = Math.min(3, Math.max(1, Math.ceil(Math.max(0, ...all) - 0.01)));
   const width = 920;
   const left = 290;
   const right = width - 70;
-  const top = 74;
   const barHeight = 13;
   const barGap = 3;
   const groupGap = 12;
+  const blockHeader = 22;
   const centre = (left + right) / 2;
   const x = (ratio) => {
     const clamped = Math.max(-span, Math.min(span, Math.log2(ratio)));
     return centre + (clamped / span) * ((right - left) / 2);
   };
-  const height =
-    top + groups.reduce((h, g) => h + g.bars.length * (barHeight + barGap) + groupGap, 0) + 40;
 
+  // Legend, wrapped over as many rows as it takes.
+  const legend = [
+    ...pairs.map((pair) => ({ text: pair, swatch: 'bar', fill: colour[pair] })),
+    ...(hasTargets ? [{ text: 'target (at most)', swatch: 'target' }] : []),
+  ];
+  const legendItems = [];
+  let legendX = 20;
+  let legendY = 54;
+  for (const item of legend) {
+    const itemWidth = 30 + 7 * item.text.length;
+    if (legendX + itemWidth > width - 20) {
+      legendX = 20;
+      legendY += 18;
+    }
+    legendItems.push({ ...item, x: legendX, y: legendY });
+    legendX += itemWidth;
+  }
+  const top = legendY + 28;
+  const height =
+    top +
+    blocks.reduce(
+      (h, b) =>
+        h +
+        blockHeader +
+        b.groups.reduce((g, group) => g + group.bars.length * (barHeight + barGap) + groupGap, 0),
+      0,
+    ) +
+    40;
+
+  const subjects = [...new Set(sections(results).map((s) => s.subject))];
+  const who = subjects.length === 1 ? subjects[0] : 'the subject (left of the slash)';
   const out = [];
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
-    `<title>${escapeXml(subject)} / peer ratios of the headline metrics</title>`,
+    `<title>subject / peer ratios of the headline metrics</title>`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
-    `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(subject)} / peer, headline metrics (median of per-repetition ratios)</text>`,
-    `<text x="${width / 2}" y="40" text-anchor="middle" fill="#555">left of 1: ${escapeXml(subject)} uses less CPU per operation or memory per connection; right of 1: more (log scale)</text>`,
+    `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">subject / peer, headline metrics (median of per-repetition ratios)</text>`,
+    `<text x="${width / 2}" y="40" text-anchor="middle" fill="#555">left of 1: ${escapeXml(who)} uses less CPU per operation or memory per connection; right of 1: more (log scale)</text>`,
   );
-  // Legend.
-  let legendX = left;
-  for (const peer of others) {
+  for (const item of legendItems) {
     out.push(
-      `<rect x="${legendX}" y="50" width="12" height="12" fill="${colour[peer]}"/>`,
-      `<text x="${legendX + 16}" y="60">${escapeXml(`${subject}/${peer}`)}</text>`,
+      item.swatch === 'bar'
+        ? `<rect x="${item.x}" y="${item.y - 10}" width="12" height="12" fill="${item.fill}"/>`
+        : `<line x1="${item.x + 6}" y1="${item.y - 11}" x2="${item.x + 6}" y2="${item.y + 3}" stroke="${TARGET_COLOUR}" stroke-width="2" stroke-dasharray="3,2"/>`,
+      `<text x="${item.x + 16}" y="${item.y}">${escapeXml(item.text)}</text>`,
     );
-    legendX += 30 + 7 * (subject.length + peer.length + 1);
   }
   // Grid.
   const bottom = height - 30;
@@ -102,24 +167,37 @@ function ratioChart() {
       `<text x="${gx}" y="${bottom + 16}" text-anchor="middle" fill="#333">${tick}</text>`,
     );
   }
-  // Bars.
+  // Bars, table by table.
   let y = top;
-  for (const group of groups) {
-    const groupHeight = group.bars.length * (barHeight + barGap);
-    out.push(
-      `<text x="${left - 10}" y="${y + groupHeight / 2 + 4}" text-anchor="end">${escapeXml(group.title)}</text>`,
-    );
-    for (const bar of group.bars) {
-      const end = x(bar.ratio);
-      const from = Math.min(centre, end);
-      const clipped = Math.abs(Math.log2(bar.ratio)) > span;
+  for (const block of blocks) {
+    out.push(`<text x="20" y="${y + 14}" font-weight="bold">${escapeXml(block.title)}</text>`);
+    y += blockHeader;
+    for (const group of block.groups) {
+      const groupHeight = group.bars.length * (barHeight + barGap);
       out.push(
-        `<rect x="${from.toFixed(1)}" y="${y}" width="${Math.max(1, Math.abs(end - centre)).toFixed(1)}" height="${barHeight}" fill="${colour[bar.peer]}"><title>${escapeXml(`${group.title}: ${subject}/${bar.peer} = ${formatRatio(bar.ratio)}`)}</title></rect>`,
-        `<text x="${(end + (end >= centre ? 4 : -4)).toFixed(1)}" y="${y + barHeight - 2}" text-anchor="${end >= centre ? 'start' : 'end'}" font-size="11">${clipped ? (end >= centre ? '▸ ' : '◂ ') : ''}${formatRatio(bar.ratio)}</text>`,
+        `<text x="${left - 10}" y="${y + groupHeight / 2 + 4}" text-anchor="end">${escapeXml(group.title)}</text>`,
       );
-      y += barHeight + barGap;
+      for (const bar of group.bars) {
+        const end = x(bar.ratio);
+        const from = Math.min(centre, end);
+        const clipped = Math.abs(Math.log2(bar.ratio)) > span;
+        out.push(
+          `<rect x="${from.toFixed(1)}" y="${y}" width="${Math.max(1, Math.abs(end - centre)).toFixed(1)}" height="${barHeight}" fill="${colour[bar.pair]}"><title>${escapeXml(`${group.title}: ${bar.pair} = ${formatRatio(bar.ratio)}`)}</title></rect>`,
+        );
+        // Over the bar (a target inside it must show), under the value label.
+        if (bar.target !== undefined) {
+          const tx = x(bar.target).toFixed(1);
+          out.push(
+            `<line x1="${tx}" y1="${y - 2}" x2="${tx}" y2="${y + barHeight + 2}" stroke="${TARGET_COLOUR}" stroke-width="2" stroke-dasharray="3,2"><title>${escapeXml(`${group.title}: target ${bar.pair} ≤ ${bar.target}`)}</title></line>`,
+          );
+        }
+        out.push(
+          `<text x="${(end + (end >= centre ? 4 : -4)).toFixed(1)}" y="${y + barHeight - 2}" text-anchor="${end >= centre ? 'start' : 'end'}" font-size="11">${clipped ? (end >= centre ? '▸ ' : '◂ ') : ''}${formatRatio(bar.ratio)}</text>`,
+        );
+        y += barHeight + barGap;
+      }
+      y += groupGap;
     }
-    y += groupGap;
   }
   out.push('</svg>');
   return `${out.join('\n')}\n`;
@@ -134,6 +212,22 @@ function paramsLine(params) {
     .join(', ');
 }
 
+/** The package versions a server peer reported in this run, e.g. " (fastify 5.12.8)". */
+function ran(peer) {
+  for (const scenario of results.scenarios) {
+    if (scenario.role === 'client') continue;
+    const found = scenario.runs[peer]?.find((r) => r.info?.server?.package)?.info.server.package;
+    if (found) return ` (ran: ${found})`;
+  }
+  return '';
+}
+
+/** Which measured packages had uncommitted source changes (older runs only knew about core). */
+function uncommitted(git) {
+  const changed = git.changed ?? (git.coreChanged ? ['packages/core/src'] : []);
+  return changed.length > 0 ? ` (with uncommitted changes in ${changed.join(', ')})` : '';
+}
+
 function markdown(svgPath, outPath) {
   const lines = [];
   const svgLink = relative(dirname(outPath), svgPath) || basename(svgPath);
@@ -144,25 +238,35 @@ function markdown(svgPath, outPath) {
     '',
     `- **Date:** ${results.date}`,
     `- **Command:** \`${results.command}\`${results.smoke ? ' (smoke mode: tiny counts, not a measurement)' : ''}`,
-    ...(results.git
-      ? [
-          `- **Commit:** ${results.git.commit}${results.git.coreChanged ? ' (with uncommitted changes in packages/core/src)' : ''}`,
-        ]
-      : []),
+    ...(results.git ? [`- **Commit:** ${results.git.commit}${uncommitted(results.git)}`] : []),
     `- **Machine:** ${machineLine(results).replace(/^machine: /, '')}`,
     `- **Load average** (1 min) at start and end of the run: ${results.loadavg?.start ?? '?'} / ${results.loadavg?.end ?? '?'}`,
     `- **Repetitions:** ${results.repeat} per case, run time ${results.durationS} s`,
     '',
-    `![${results.subject}/peer ratios of the headline metrics](${svgLink})`,
+    `![subject/peer ratios of the headline metrics](${svgLink})`,
     '',
-    markdownTable(tableRows(results)),
-    '',
+    ...sections(results).flatMap((section) => [
+      `**${sectionTitle(section)}**`,
+      '',
+      markdownTable(tableRows(section)),
+      '',
+    ]),
     '`*` marks the headline metrics. ↓ lower is better, ↑ higher is better. Values are medians over the',
-    `repetitions; a ratio is the median of the per-repetition ${results.subject}/peer ratios (each pair of`,
-    `cases ran back to back in this run), so it need not equal the quotient of the two medians.`,
+    'repetitions. A ratio is subject/peer, the subject being the first peer column of its table (weft,',
+    'or the plugin in the plugin scenarios): the median of the per-repetition ratios (each pair of',
+    'cases ran back to back in this run), so it need not equal the quotient of the two medians.',
     '`n/a`: the peer does not take part in that scenario; `—`: no value (a failed case).',
     '',
   );
+  const goals = targets(results);
+  if (goals.length > 0) {
+    lines.push(
+      `Targets${results.smoke ? ' (smoke mode: not a measurement)' : ''}:`,
+      '',
+      ...goals.map((t) => `- ${t.text}`),
+      '',
+    );
+  }
   if (results.notes.length > 0) {
     lines.push('Notes:', '', ...results.notes.map((n) => `- ${n}`), '');
   }
@@ -173,11 +277,12 @@ function markdown(svgPath, outPath) {
   lines.push(
     '## Peers',
     '',
-    ...peerColumns(results).map((p) => `- \`${p}\`: ${results.peers[p] ?? p}`),
+    ...allPeers(results).map((p) => `- \`${p}\`: ${results.peers[p] ?? p}${ran(p)}`),
     '',
     'In every scenario but `client`, the load generator is the `ws` client (with bufferutil) for',
-    'every WebSocket peer, and a raw TCP client for `raw`. In `client` the peers are the clients,',
-    'all against the same `ws` server (with bufferutil):',
+    'every WebSocket peer, and a raw TCP client for `raw`. The plugin peers serve one WebSocket',
+    'route, which the load generator connects to; the bare servers take any path. In `client` the',
+    'peers are the clients, all against the same `ws` server (with bufferutil):',
     '',
     ...(results.scenarios.find((s) => s.role === 'client')?.peers ?? []).map(
       (p) => `- \`${p}\`: ${results.clientPeers?.[p] ?? p}`,

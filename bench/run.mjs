@@ -1,18 +1,21 @@
 #!/usr/bin/env node
 /**
- * weft's benchmark suite: weft against ws (with and without bufferutil) and a raw TCP ceiling.
+ * weft's benchmark suite: weft against ws (with and without bufferutil) and a raw TCP ceiling,
+ * and the framework plugins (@weft/fastify, @weft/express) against bare weft and their
+ * ws-based counterparts (@fastify/websocket, express-ws).
  *
  *   node bench/run.mjs [--scenario NAME[,NAME]]... [--peer NAME[,NAME]]... [--smoke]
  *                      [--repeat N] [--json FILE] [--profile PEER] [--no-pin]
  *
- * Build @weft/core first (npm run build -w @weft/core). For every scenario, repetition and
- * peer, a server process and a load generator process are forked (pinned to two different
- * CPUs with taskset when possible) and talk over 127.0.0.1. The server measures its own CPU
- * time (process.cpuUsage) around each measured window and reports it over IPC; the headline of
- * every scenario is that CPU time per operation (or memory per connection). Every case has a
- * time limit and both processes are killed at its end. The table printed at the end gives the
- * median over repetitions and the ratio weft/peer (the median of the per-repetition ratios,
- * each pair measured back to back in this run). See bench/README.md.
+ * Build first (npm run build). For every scenario, repetition and peer, a server process and
+ * a load generator process are forked (pinned to two different CPUs with taskset when
+ * possible) and talk over 127.0.0.1. The server measures its own CPU time (process.cpuUsage)
+ * around each measured window and reports it over IPC; the headline of every scenario is that
+ * CPU time per operation (or memory per connection). Every case has a time limit and both
+ * processes are killed at its end. The tables printed at the end, one per subject (weft; each
+ * plugin in its own scenarios), give the median over repetitions and the ratio subject/peer
+ * (the median of the per-repetition ratios, each pair measured back to back in this run).
+ * See bench/README.md.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -24,7 +27,14 @@ import { parseArgs } from 'node:util';
 import { Child, killAllChildren } from './lib/ipc.mjs';
 import { ephemeralPorts, fdLimit, machine, pinning } from './lib/machine.mjs';
 import { CLIENT_PEERS, SERVER_PEERS, SUBJECT } from './lib/peers.mjs';
-import { machineLine, tableRows, textTable } from './lib/table.mjs';
+import {
+  machineLine,
+  sections,
+  sectionTitle,
+  tableRows,
+  targets,
+  textTable,
+} from './lib/table.mjs';
 import { median, sleep } from './lib/util.mjs';
 import { SCENARIOS } from './scenarios/index.mjs';
 
@@ -88,72 +98,109 @@ function fail(message) {
   process.exit(2);
 }
 
-/** Refuses to measure a missing build, and warns about one older than its sources. */
-function checkBuild() {
+/** The source directories of the packages the bench loads the build of. */
+const SOURCES = ['packages/core/src', 'packages/fastify/src', 'packages/express/src'];
+
+/**
+ * Refuses to measure a missing build of the workspace packages the run loads (@weft/core,
+ * and the plugins when their peers run), and warns about one older than its sources.
+ */
+function checkBuild(packages) {
   const require = createRequire(import.meta.url);
-  let entry;
-  try {
-    entry = require.resolve('@weft/core/package.json');
-  } catch {
-    fail('@weft/core is not installed: run npm install at the repository root');
-  }
-  const core = dirname(entry);
-  const dist = join(core, 'dist', 'index.js');
-  let built;
-  try {
-    built = statSync(dist).mtimeMs;
-  } catch {
-    fail(`${relative(ROOT, dist)} is missing: build first (npm run build -w @weft/core)`);
-  }
   const newest = (dir) =>
     Math.max(
       ...readdirSync(dir, { withFileTypes: true }).map((e) =>
         e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs,
       ),
     );
-  if (newest(join(core, 'src')) > built) {
-    console.error(
-      'warning: packages/core/dist is older than packages/core/src: this measures the old build (npm run build -w @weft/core)',
-    );
+  for (const name of packages) {
+    let entry;
+    try {
+      entry = require.resolve(`${name}/package.json`);
+    } catch {
+      fail(`${name} is not installed: run npm install at the repository root`);
+    }
+    const dir = dirname(entry);
+    const dist = join(dir, 'dist', 'index.js');
+    let built;
+    try {
+      built = statSync(dist).mtimeMs;
+    } catch {
+      fail(`${relative(ROOT, dist)} is missing: build first (npm run build)`);
+    }
+    if (newest(join(dir, 'src')) > built) {
+      const where = relative(ROOT, dir);
+      console.error(
+        `warning: ${where}/dist is older than ${where}/src: this measures the old build (npm run build)`,
+      );
+    }
   }
 }
 
-/** The commit measured, and whether packages/core has changes not committed yet. */
+/** The commit measured, and which measured packages have source changes not committed yet. */
 function gitState() {
   try {
     const git = (...args) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+    const status = git('status', '--porcelain', '--', ...SOURCES);
+    const changed = SOURCES.filter((dir) => status.includes(` ${dir}/`));
     return {
       commit: git('rev-parse', '--short', 'HEAD'),
-      coreChanged: git('status', '--porcelain', '--', 'packages/core/src') !== '',
+      coreChanged: changed.includes('packages/core/src'),
+      changed,
     };
   } catch {
     return null;
   }
 }
 
-/** Each peer's optional package (framework plugins), when it is not installed, skips the peer. */
-function peerAvailable(id) {
-  const optional = SERVER_PEERS[id]?.optional;
-  if (!optional) return true;
-  try {
-    createRequire(import.meta.url).resolve(optional);
-    return true;
-  } catch {
-    return false;
-  }
+/** The packages a peer needs that are not installed (a peer missing one is skipped). */
+function missingPackages(id) {
+  const require = createRequire(import.meta.url);
+  return [SERVER_PEERS[id]?.optional ?? []].flat().filter((name) => {
+    try {
+      require.resolve(name);
+      return false;
+    } catch {
+      return true;
+    }
+  });
 }
 
 function peersOf(scenario, options, notes) {
   const all =
     scenario.role === 'client'
       ? scenario.clients
-      : Object.keys(SERVER_PEERS).filter((id) => scenario.kinds.includes(SERVER_PEERS[id].kind));
-  return all.filter((id) => {
-    if (options.peers && !options.peers.includes(id)) return false;
-    if (peerAvailable(id)) return true;
-    notes.push(`${scenario.name}: ${id} skipped (${SERVER_PEERS[id].optional} not installed)`);
+      : (scenario.peers ??
+        Object.keys(SERVER_PEERS).filter((id) => scenario.kinds.includes(SERVER_PEERS[id].kind)));
+  const selected = all.filter((id) => !options.peers || options.peers.includes(id));
+  // With --peer, a plugin scenario runs only for a plugin peer: bare weft alone would repeat
+  // the scenario it is made from.
+  if (scenario.peers && !selected.some((id) => SERVER_PEERS[id].kind === 'plugin')) return [];
+  return selected.filter((id) => {
+    const missing = scenario.role === 'client' ? [] : missingPackages(id);
+    if (missing.length === 0) return true;
+    notes.push(`${scenario.name}: ${id} skipped (${missing.join(', ')} not installed)`);
     return false;
   });
+}
+
+/** The scenarios to run, each with its parameters, notes and peers. */
+function plan(options, limits) {
+  return options.scenarios.map((name) => {
+    const scenario = SCENARIOS.find((s) => s.name === name);
+    const params = scenario.params({ smoke: options.smoke, ...limits });
+    const notes = scenario.notes?.(params) ?? [];
+    const peers = peersOf(scenario, options, notes);
+    return { name, scenario, params, notes, peers };
+  });
+}
+
+/** The workspace packages whose dist/ the planned cases load. */
+function workspacesOf(cases) {
+  const peers = cases.flatMap((c) => (c.scenario.role === 'client' ? [] : c.peers));
+  return [...new Set(['@weft/core', ...peers.map((id) => SERVER_PEERS[id].workspace)])].filter(
+    Boolean,
+  );
 }
 
 /** The env of every child: ours without the switches that would change what a peer loads. */
@@ -229,7 +276,7 @@ async function runCase({ scenario, peer, params, rep, options, pins }) {
   const work = (async () => {
     const ready = await server.event('ready');
     await loadgen.event('ready');
-    const init = await loadgen.request('init', { port: ready.port });
+    const init = await loadgen.request('init', { port: ready.port, path: ready.path });
     const raw = await scenario.drive(ctx);
     return { raw, info: { server: ready.info, client: init.info } };
   })();
@@ -256,9 +303,10 @@ function rotate(list, by) {
 
 async function main() {
   const options = parseOptions();
-  checkBuild();
-  const pins = pinning(options.noPin);
   const limits = { fdLimit: fdLimit(), portRange: ephemeralPorts() };
+  const cases = plan(options, limits);
+  checkBuild(workspacesOf(cases));
+  const pins = pinning(options.noPin);
   const startedAt = Date.now();
   const results = {
     date: new Date().toISOString(),
@@ -278,13 +326,12 @@ async function main() {
   let failures = 0;
   console.error(machineLine(results));
 
-  for (const name of options.scenarios) {
-    const scenario = SCENARIOS.find((s) => s.name === name);
-    const params = scenario.params({ smoke: options.smoke, ...limits });
-    const notes = scenario.notes?.(params) ?? [];
-    const peers = peersOf(scenario, options, notes);
+  for (const { name, scenario, params, notes, peers } of cases) {
     if (peers.length === 0) {
-      results.notes.push(`${name}: skipped (none of the selected peers takes part in it)`);
+      const why = scenario.peers
+        ? '--peer selects none of its plugin peers'
+        : 'none of the selected peers takes part in it';
+      results.notes.push(`${name}: skipped (${why})`);
       continue;
     }
     const repeat = Math.min(options.repeat, scenario.maxRepeat ?? options.repeat);
@@ -294,6 +341,8 @@ async function main() {
       summary: scenario.summary,
       role: scenario.role ?? 'server',
       serverPeer: scenario.serverPeer,
+      subject: scenario.subject ?? SUBJECT,
+      targets: scenario.targets ?? [],
       params,
       repeat,
       peers,
@@ -305,10 +354,11 @@ async function main() {
       errors: [],
     };
     results.scenarios.push(entry);
+    const width = Math.max(...peers.map((p) => p.length));
     for (let rep = 0; rep < repeat; rep++) {
       for (const peer of rotate(peers, rep)) {
         const started = Date.now();
-        const label = `[${name} ${rep + 1}/${repeat}] ${peer.padEnd(8)}`;
+        const label = `[${name} ${rep + 1}/${repeat}] ${peer.padEnd(width)}`;
         try {
           const { raw, info } = await runCase({ scenario, peer, params, rep, options, pins });
           const metrics = scenario.metrics(raw, params);
@@ -355,8 +405,9 @@ async function main() {
   }
 }
 
-/** Medians per metric and peer; ratios weft/peer as the median of per-repetition ratios. */
+/** Medians per metric and peer; ratios subject/peer as the median of per-repetition ratios. */
 function summarise(entry) {
+  const subject = entry.subject;
   for (const { key } of entry.metrics) {
     entry.median[key] = {};
     entry.ratio[key] = {};
@@ -364,25 +415,31 @@ function summarise(entry) {
     for (const peer of entry.peers) {
       entry.median[key][peer] = median(entry.runs[peer].map((r) => r.values?.[key]));
     }
-    if (!entry.peers.includes(SUBJECT)) continue;
+    if (!entry.peers.includes(subject)) continue;
     for (const peer of entry.peers) {
-      if (peer === SUBJECT) continue;
-      const ratios = entry.runs[SUBJECT].map((r) => valueAt(SUBJECT, r.rep) / valueAt(peer, r.rep));
+      if (peer === subject) continue;
+      const ratios = entry.runs[subject].map((r) => valueAt(subject, r.rep) / valueAt(peer, r.rep));
       entry.ratio[key][peer] = median(ratios);
     }
   }
 }
 
 function printTable(results) {
-  console.log('');
-  console.log(textTable(tableRows(results)));
+  for (const section of sections(results)) {
+    console.log('');
+    console.log(sectionTitle(section));
+    console.log(textTable(tableRows(section)));
+  }
   console.log('');
   console.log(
     '* headline: CPU time per operation measured by the process under test itself (the server; the client in `client`), or memory per connection. ↓ lower is better, ↑ higher is better',
   );
   console.log(
-    `medians of ${results.repeat} repetition(s); ratio = median of per-repetition ${SUBJECT}/peer ratios`,
+    `medians of ${results.repeat} repetition(s); ratio = median of per-repetition subject/peer ratios (subject: the first column of each table)`,
   );
+  for (const target of targets(results)) {
+    console.log(`target: ${target.text}${results.smoke ? ' (smoke mode: not a measurement)' : ''}`);
+  }
   for (const note of results.notes) console.log(`note: ${note}`);
   for (const scenario of results.scenarios) {
     for (const { peer, rep, error } of scenario.errors) {

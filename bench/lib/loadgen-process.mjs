@@ -3,10 +3,11 @@
  *
  *   node bench/lib/loadgen-process.mjs '{"client":"ws","scenario":"echo","params":{...}}'
  *
- * `init` gives it the server's port. `mark`/`report` bracket a measured window as in the
- * server process, plus the latencies recorded in the window (p50, p99) and this process's own
- * CPU time (the headline of the `client` scenario). Other requests go to the scenario's client
- * side (`setup` opens the connections, `start`/`stop` run the load).
+ * `init` gives it the server's port and the path of its WebSocket route. `mark`/`report`
+ * bracket a measured window as in the server process, plus the latencies recorded in the
+ * window (p50, p99) and this process's own CPU time (the headline of the `client` scenario).
+ * Other requests go to the scenario's client side (`setup` opens the connections,
+ * `start`/`stop` run the load).
  */
 
 import { loadScenario } from '../scenarios/index.mjs';
@@ -38,11 +39,12 @@ const latency = {
 };
 
 let port = 0;
+let path = '/';
 const side = scenario.client({
   params: config.params,
   counters,
   latency,
-  connect: (options = {}) => connect({ host: HOST, port, ...options }),
+  connect: (options = {}) => connect({ host: HOST, port, path, ...options }),
 });
 
 let mark = null;
@@ -51,6 +53,7 @@ serveRequests({
   ...side.commands,
   init(args) {
     port = args.port;
+    path = args.path ?? '/';
     return { info: { ...info, pid: process.pid } };
   },
   mark() {

@@ -5,7 +5,7 @@
  * `host`, port 0, calls `onConnection(socket)` with a ws-like socket for every connection,
  * and resolves with a handle:
  *
- *   { port, clients, broadcast(buffer, binary) -> deliveries, info }
+ *   { port, path?, clients, broadcast(buffer, binary) -> deliveries, info }
  *
  * `broadcast` is the peer's own way of sending one message to every open client (weft: its
  * `wss.broadcast`; ws: the loop over `wss.clients` from its README; raw: one prebuilt buffer
@@ -16,40 +16,44 @@
  * 'websocket' peers run every scenario, the 'raw' ceiling only those that make sense without
  * WebSocket (not permessage-deflate). `client` names the load generator's client for it.
  *
- * EXTENSION POINT (framework plugins). When @weft/fastify and @weft/express exist, add one
- * peer per plugin here, plus its ws-based counterpart if wanted (e.g. @fastify/websocket),
- * with `kind: 'websocket'` and `client: 'ws'`. A sketch, to be adapted to the plugin's API:
- *
- *   'weft-fastify': {
- *     label: '@weft/fastify on Fastify',
- *     kind: 'websocket',
- *     client: 'ws',
- *     env: {},
- *     optional: '@weft/fastify',            // skipped (with a note) when not installed
- *     async listen({ host, perMessageDeflate, onConnection }) {
- *       const { default: Fastify } = await import('fastify');
- *       const { default: weft } = await import('@weft/fastify');
- *       const app = Fastify();
- *       await app.register(weft, { perMessageDeflate });
- *       app.get('/', { websocket: true }, (socket) => onConnection(socket));
- *       await app.listen({ host, port: 0 });
- *       const wss = app.websocketServer;     // whatever the plugin exposes
- *       return wsHandle(wss, app.server.address().port, {
- *         broadcast: (data, binary) => wss.broadcast(data, { binary }),
- *       });
- *     },
- *   },
- *
- * Every scenario of kind 'websocket' then runs it, the table gets a column for it and a
- * weft/<peer> ratio column. Express is the same with `http.createServer(app)` and the
- * plugin's upgrade handling.
+ * The framework plugins (`weft-fastify`, `weft-express`) and their ws-based counterparts
+ * (`fastify-websocket`, `express-ws`) are of kind 'plugin': only the scenarios that name them in
+ * their `peers` run them (scenarios/plugins.mjs). They serve one WebSocket route, `ROUTE`, and
+ * their handle says so in `path`, which the load generator connects to (the bare servers answer
+ * on any path, `/` when `path` is left out). `optional` lists the packages a peer needs beyond
+ * the workspace: the peer is skipped, with a note, when one is not installed. `workspace` is
+ * the package of this repository whose built dist/ the peer loads (run.mjs checks the build).
  */
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 
-/** The peer every ratio is computed for (weft / other peer). */
+/** The subject of the ratios (subject / other peer), unless a scenario names its own. */
 export const SUBJECT = 'weft';
+
+/** The one WebSocket route of the plugin peers. */
+const ROUTE = '/ws';
+
+/** "name version" of a package as resolved from the file `from` (default: this one). */
+function versionOf(name, from = import.meta.url) {
+  try {
+    return `${name} ${createRequire(from)(`${name}/package.json`).version}`;
+  } catch {
+    return `${name} (version unknown)`;
+  }
+}
+
+/** Whether `bufferutil` loads from where a package resolves it (ws 7 loads it whenever it can). */
+function bufferutilFrom(from) {
+  try {
+    return typeof createRequire(from)('bufferutil').mask === 'function';
+  } catch {
+    return false;
+  }
+}
+
+/** The server loops' 'error' listener: a reset connection must not crash the server. */
+const ignore = () => {};
 
 /** Whether ws loaded bufferutil in this process (it skips it when WS_NO_BUFFER_UTIL is set). */
 function wsUsesBufferutil() {
@@ -66,10 +70,11 @@ function wsUsesBufferutil() {
 function wsHandle(wss, port, overrides) {
   return {
     port,
+    path: overrides.path,
     clients: wss.clients,
     broadcast: overrides.broadcast,
     info: overrides.info ?? {},
-    close: () => new Promise((resolve) => wss.close(() => resolve())),
+    close: overrides.close ?? (() => new Promise((resolve) => wss.close(() => resolve()))),
   };
 }
 
@@ -82,11 +87,33 @@ function startWsApiServer(WebSocketServer, { host, perMessageDeflate, onConnecti
     });
     wss.on('error', reject);
     wss.on('connection', (socket) => {
-      socket.on('error', () => {});
+      socket.on('error', ignore);
       onConnection(socket);
     });
     wss.on('listening', () => resolve(wss));
   });
+}
+
+/** The route handler of every plugin peer: the same as the bare servers' 'connection' listener. */
+function routeHandler(onConnection) {
+  return (socket) => {
+    socket.on('error', ignore);
+    onConnection(socket);
+  };
+}
+
+/** An http.Server for an Express app, listening on `host`, port 0. */
+async function listenHttp(app, host) {
+  const { createServer } = await import('node:http');
+  const server = createServer(app);
+  return {
+    server,
+    listen: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, host, () => resolve(server.address().port));
+      }),
+  };
 }
 
 /** The `ws` way to broadcast, as in its README: loop over the clients, skip the ones not open. */
@@ -121,12 +148,13 @@ export const SERVER_PEERS = {
     kind: 'websocket',
     client: 'ws',
     env: {},
+    workspace: '@weft/core',
     async listen(options) {
       const { WebSocketServer, usingNativeMasker } = await import('@weft/core');
       const wss = await startWsApiServer(WebSocketServer, options);
       return wsHandle(wss, wss.address().port, {
         broadcast: (data, binary) => wss.broadcast(data, { binary }),
-        info: { package: '@weft/core', bufferutil: usingNativeMasker },
+        info: { package: versionOf('@weft/core'), bufferutil: usingNativeMasker },
       });
     },
   },
@@ -165,10 +193,125 @@ export const SERVER_PEERS = {
       };
     },
   },
+  'weft-fastify': {
+    label: `@weft/fastify (built dist) on Fastify, route ${ROUTE}`,
+    kind: 'plugin',
+    client: 'ws',
+    env: {},
+    workspace: '@weft/fastify',
+    optional: ['fastify'],
+    async listen({ host, perMessageDeflate, onConnection }) {
+      const { default: Fastify } = await import('fastify');
+      const { default: weft } = await import('@weft/fastify');
+      const { usingNativeMasker } = await import('@weft/core');
+      const app = Fastify();
+      await app.register(weft, { options: { perMessageDeflate: perMessageDeflate ?? false } });
+      app.get(ROUTE, { websocket: true }, routeHandler(onConnection));
+      await app.listen({ host, port: 0 });
+      const wss = app.websocketServer;
+      return wsHandle(wss, app.server.address().port, {
+        path: ROUTE,
+        broadcast: (data, binary) => wss.broadcast(data, { binary }),
+        close: () => app.close(),
+        info: {
+          package: `${versionOf('@weft/fastify')}, ${versionOf('fastify')}`,
+          bufferutil: usingNativeMasker,
+        },
+      });
+    },
+  },
+  'fastify-websocket': {
+    label: `@fastify/websocket (ws with bufferutil) on Fastify, route ${ROUTE}`,
+    kind: 'plugin',
+    client: 'ws',
+    env: {},
+    optional: ['@fastify/websocket', 'fastify'],
+    async listen({ host, perMessageDeflate, onConnection }) {
+      const { default: Fastify } = await import('fastify');
+      const { default: fastifyWebsocket } = await import('@fastify/websocket');
+      const app = Fastify();
+      await app.register(fastifyWebsocket, {
+        options: { perMessageDeflate: perMessageDeflate ?? false },
+      });
+      app.get(ROUTE, { websocket: true }, routeHandler(onConnection));
+      await app.listen({ host, port: 0 });
+      const wss = app.websocketServer;
+      const from = require.resolve('@fastify/websocket');
+      const { WebSocket } = createRequire(from)('ws');
+      return wsHandle(wss, app.server.address().port, {
+        path: ROUTE,
+        broadcast: wsLoopBroadcast(wss, WebSocket.OPEN),
+        close: () => app.close(),
+        info: {
+          package: `${versionOf('@fastify/websocket')} (${versionOf('ws', from)}), ${versionOf('fastify')}`,
+          bufferutil: wsUsesBufferutil(),
+        },
+      });
+    },
+  },
+  'weft-express': {
+    label: `@weft/express (built dist) on Express, route ${ROUTE}`,
+    kind: 'plugin',
+    client: 'ws',
+    env: {},
+    workspace: '@weft/express',
+    optional: ['express'],
+    async listen({ host, perMessageDeflate, onConnection }) {
+      const { default: express } = await import('express');
+      const { weft } = await import('@weft/express');
+      const { usingNativeMasker } = await import('@weft/core');
+      const app = express();
+      const http = await listenHttp(app, host);
+      const integration = weft(app, http.server, {
+        options: { perMessageDeflate: perMessageDeflate ?? false },
+      });
+      app.ws(ROUTE, routeHandler(onConnection));
+      const port = await http.listen();
+      const wss = integration.getWss();
+      return wsHandle(wss, port, {
+        path: ROUTE,
+        broadcast: (data, binary) => integration.broadcast(data, { binary }),
+        close: () => integration.close(),
+        info: {
+          package: `${versionOf('@weft/express')}, ${versionOf('express')}`,
+          bufferutil: usingNativeMasker,
+        },
+      });
+    },
+  },
+  'express-ws': {
+    label: `express-ws (its own ws 7, bufferutil) on Express, route ${ROUTE}`,
+    kind: 'plugin',
+    client: 'ws',
+    env: {},
+    optional: ['express-ws', 'express'],
+    async listen({ host, perMessageDeflate, onConnection }) {
+      const { default: express } = await import('express');
+      const { default: expressWs } = await import('express-ws');
+      const app = express();
+      const http = await listenHttp(app, host);
+      const integration = expressWs(app, http.server, {
+        wsOptions: { perMessageDeflate: perMessageDeflate ?? false },
+      });
+      app.ws(ROUTE, routeHandler(onConnection));
+      const port = await http.listen();
+      const wss = integration.getWss();
+      // express-ws brings its own ws (7.x, not the 8.x of the other peers): report that one.
+      const from = createRequire(require.resolve('express-ws')).resolve('ws/package.json');
+      return wsHandle(wss, port, {
+        path: ROUTE,
+        broadcast: wsLoopBroadcast(wss, createRequire(from)('ws').OPEN),
+        info: {
+          package: `${versionOf('express-ws')} (${versionOf('ws', require.resolve('express-ws'))}), ${versionOf('express')}`,
+          bufferutil: bufferutilFrom(from),
+        },
+      });
+    },
+  },
 };
 
 /**
- * The clients a load generator can use. `connect({ host, port, localAddress,
+ * The clients a load generator can use. `connect({ host, port, path, localAddress,
  * perMessageDeflate })` resolves with an open ws-like socket. In every scenario but `client`
  * the load generator uses `ws` (with bufferutil) for all WebSocket peers, so the client side
  * is identical whatever the server.
@@ -209,9 +352,9 @@ export const CLIENT_PEERS = {
 };
 
 function wsApiConnect(WebSocket) {
-  return ({ host, port, localAddress, perMessageDeflate }) =>
+  return ({ host, port, path = '/', localAddress, perMessageDeflate }) =>
     new Promise((resolve, reject) => {
-      const socket = new WebSocket(`ws://${host}:${port}/`, {
+      const socket = new WebSocket(`ws://${host}:${port}${path}`, {
         perMessageDeflate: perMessageDeflate ?? false,
         localAddress,
       });

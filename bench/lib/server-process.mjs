@@ -3,10 +3,11 @@
  *
  *   node bench/lib/server-process.mjs '{"peer":"weft","scenario":"echo","params":{...}}'
  *
- * It announces `ready` with its port, then answers the orchestrator: `mark` starts a measured
- * window (CPU time, clock, counters), `report` ends it and returns the deltas measured here,
- * in the server process itself; `memory` runs a full GC and returns process.memoryUsage();
- * other requests go to the scenario's server side (e.g. start broadcasting).
+ * It announces `ready` with its port and the path of its WebSocket route, then answers the
+ * orchestrator: `mark` starts a measured window (CPU time, clock, counters), `report` ends it
+ * and returns the deltas measured here, in the server process itself; `memory` runs a full GC
+ * and returns process.memoryUsage(); other requests go to the scenario's server side (e.g.
+ * start broadcasting).
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -76,4 +77,8 @@ serveRequests({
   },
 });
 
-emitEvent('ready', { port: handle.port, info: { ...handle.info, pid: process.pid } });
+emitEvent('ready', {
+  port: handle.port,
+  path: handle.path ?? '/',
+  info: { ...handle.info, pid: process.pid },
+});

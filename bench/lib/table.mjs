@@ -1,4 +1,9 @@
-/** The results table, as aligned text (run.mjs) or Markdown (report.mjs), from a results object. */
+/**
+ * The results tables, as aligned text (run.mjs) or Markdown (report.mjs), from a results
+ * object. The scenarios are grouped by the subject of their ratios, one table per subject:
+ * weft against ws and raw TCP, then each framework plugin against bare weft and its ws-based
+ * counterpart. A table's columns are only the peers of its own scenarios.
+ */
 import { SUBJECT } from './peers.mjs';
 
 export function formatValue(value) {
@@ -16,22 +21,45 @@ export function formatRatio(value) {
   return value.toFixed(2);
 }
 
-/** The peer columns in first-seen order, the subject first. */
-export function peerColumns(results) {
-  const columns = [SUBJECT];
-  for (const scenario of results.scenarios) {
-    for (const peer of scenario.peers) if (!columns.includes(peer)) columns.push(peer);
-  }
-  return columns;
+/** The peer a scenario's ratios are computed for (results of older runs have one for all). */
+export function subjectOf(scenario, results) {
+  return scenario.subject ?? results.subject ?? SUBJECT;
 }
 
-/** Header and rows of strings: scenario, metric, each peer's median, weft/peer ratios. */
-export function tableRows(results) {
-  const peers = peerColumns(results);
-  const others = peers.filter((p) => p !== SUBJECT);
-  const header = ['scenario', 'metric', ...peers, ...others.map((p) => `${SUBJECT}/${p}`)];
-  const rows = [];
+/** The scenarios grouped by subject, in first-seen order: [{ subject, scenarios, peers }]. */
+export function sections(results) {
+  const out = [];
   for (const scenario of results.scenarios) {
+    const subject = subjectOf(scenario, results);
+    let section = out.find((s) => s.subject === subject);
+    if (section === undefined) {
+      section = { subject, scenarios: [], peers: [subject] };
+      out.push(section);
+    }
+    section.scenarios.push(scenario);
+    for (const peer of scenario.peers) if (!section.peers.includes(peer)) section.peers.push(peer);
+  }
+  return out;
+}
+
+/** Every peer of the run, in the order of the tables. */
+export function allPeers(results) {
+  return [...new Set(sections(results).flatMap((s) => s.peers))];
+}
+
+/** What a section's table compares, e.g. "weft-fastify against weft, fastify-websocket". */
+export function sectionTitle({ subject, peers }) {
+  const others = peers.filter((p) => p !== subject);
+  if (others.length === 0) return `${subject} alone: no ratios`;
+  return `${subject} against ${others.join(', ')}: ratios ${subject}/peer`;
+}
+
+/** Header and rows of strings: scenario, metric, each peer's median, subject/peer ratios. */
+export function tableRows({ subject, scenarios, peers }) {
+  const others = peers.filter((p) => p !== subject);
+  const header = ['scenario', 'metric', ...peers, ...others.map((p) => `${subject}/${p}`)];
+  const rows = [];
+  for (const scenario of scenarios) {
     if (scenario.metrics.length === 0) {
       rows.push([scenario.name, 'failed', ...peers.map(() => '—'), ...others.map(() => '—')]);
       continue;
@@ -49,6 +77,34 @@ export function tableRows(results) {
     });
   }
   return { header, rows };
+}
+
+/**
+ * The scenarios' targets with the ratio measured: [{ scenario, metric, subject, peer, max,
+ * ratio, met, text }]; `met` is null when there is no ratio (a failed or skipped case).
+ */
+export function targets(results) {
+  const out = [];
+  for (const scenario of results.scenarios) {
+    const subject = subjectOf(scenario, results);
+    for (const { key, peer, max } of scenario.targets ?? []) {
+      const metric = scenario.metrics.find((m) => m.key === key);
+      const ratio = scenario.ratio[key]?.[peer];
+      const met = Number.isFinite(ratio) ? ratio <= max : null;
+      const verdict = met === null ? 'no value' : met ? 'met' : 'NOT met';
+      out.push({
+        scenario: scenario.name,
+        metric: metric?.label ?? key,
+        subject,
+        peer,
+        max,
+        ratio,
+        met,
+        text: `${scenario.name}: ${subject}/${peer} of ${metric?.label ?? key} ${formatRatio(ratio)}, target ≤ ${max}: ${verdict}`,
+      });
+    }
+  }
+  return out;
 }
 
 export function textTable({ header, rows }) {

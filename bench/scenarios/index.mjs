@@ -3,6 +3,9 @@
  *
  *   name, summary
  *   kinds          which server peers take part ('websocket', 'raw'), for role 'server'
+ *   peers          optional: exactly these server peers instead (the plugin scenarios)
+ *   subject        optional: the peer the ratios are computed for (default 'weft')
+ *   targets        optional: [{ key, peer, max }], the goal for ratio subject/peer of metric key
  *   role           'server' (default: the peers are servers, the load generator is the ws
  *                  client) or 'client' (the peers are clients in `clients`, against the
  *                  server peer `serverPeer`)
@@ -24,6 +27,7 @@ import deflateEcho from './deflate-echo.mjs';
 import echo from './echo.mjs';
 import handshake from './handshake.mjs';
 import idleMemory from './idle-memory.mjs';
+import { pluginScenarios } from './plugins.mjs';
 
 export const SCENARIOS = [
   echo,
@@ -34,6 +38,7 @@ export const SCENARIOS = [
   idleMemory,
   deflateEcho,
   client,
+  ...pluginScenarios,
 ];
 
 export async function loadScenario(name) {
