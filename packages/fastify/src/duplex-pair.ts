@@ -12,6 +12,15 @@ export class PairedSocket extends Duplex {
   readonly remotePort = 0;
   readonly localAddress = '127.0.0.1';
   readonly localPort = 0;
+  /** Set on the server end of an HTTPS app's pair, as Node sets it on a TLS socket. */
+  encrypted = false;
+  /**
+   * The protocol TLS would have negotiated: an HTTP/2 server with `allowHTTP1` serves a
+   * connection as HTTP/1.1 only when it says so.
+   */
+  alpnProtocol: string | false = false;
+  /** The server that accepted the connection, as on a TLS socket (HTTP/2's fallback reads it). */
+  server: object | null = null;
   #peer: PairedSocket | null = null;
   /** The callback of a write the peer could not take yet: called when it reads again. */
   #pendingWrite: (() => void) | null = null;

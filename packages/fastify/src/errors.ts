@@ -1,5 +1,5 @@
 import { CloseCode, type WebSocket } from '@weft/core';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidMessageError } from './messages.js';
 import type { WebSocketErrorHandler } from './options.js';
 
@@ -31,6 +31,7 @@ export function reportError(
   error: unknown,
   socket: WebSocket,
   request: FastifyRequest,
+  reply: FastifyReply,
 ): void {
   const lastResort = (failure: unknown): void => {
     request.log.error({ err: failure }, 'The WebSocket error handler failed');
@@ -42,6 +43,7 @@ export function reportError(
       error instanceof Error ? error : new Error(String(error)),
       socket,
       request,
+      reply,
     );
     if (result !== undefined && typeof result.then === 'function') {
       result.then(undefined, lastResort);

@@ -15,11 +15,13 @@ export {
 export type {
   OriginOption,
   WebSocketErrorHandler,
+  WebSocketPreClose,
   WebSocketServerOptions,
   WeftPluginOptions,
 } from './options.js';
 export { OriginNotAllowedError } from './origin.js';
 export type {
+  InjectWSHooks,
   InjectWSOptions,
   InjectWSResponseError,
   MessageSocket,
@@ -27,7 +29,14 @@ export type {
   ValidatedMessageListener,
   WebSocketHandler,
   WebSocketRoute,
+  WebsocketHandler,
+  WebsocketPluginOptions,
   WeftHelpers,
 } from './types.js';
 export { weft };
+/**
+ * The plugin under the name `@fastify/websocket` exports it as, so that a migration can be a
+ * change of the import path only: `import { fastifyWebsocket } from '@weft/fastify'`.
+ */
+export const fastifyWebsocket = weft;
 export default weft;

@@ -50,7 +50,14 @@ export interface MessageValidator {
  *
  * It wraps `emit` rather than listening, because a listener of ours would count as the first
  * 'message' listener: the core would hand it the messages held for an async handler and the
- * handler's own listener would never see them. Held messages are checked when released.
+ * handler's own listener would never see them. Every reader of messages (`on`, `once`,
+ * `onmessage`, `addEventListener`, `for await`, `createWebSocketStream`, a 'connection'
+ * listener) is a 'message' listener, and the core delivers live and held messages alike
+ * through `emit`, so none of them can see an unchecked message. Held messages are checked when
+ * released.
+ *
+ * Once a message was refused and the error handler closed the socket, what the client sent
+ * behind it reaches no listener: a client cut off for an invalid message gets no further say.
  */
 export function validateMessages(
   socket: WebSocket,
@@ -58,10 +65,13 @@ export function validateMessages(
   onInvalid: (error: InvalidMessageError | Error) => void,
 ): void {
   const emit = socket.emit;
+  let refused = false;
   const gated = function (this: WebSocket, event: string | symbol, ...args: unknown[]): boolean {
     if (event !== 'message') return Reflect.apply(emit, this, [event, ...args]);
+    if (refused && this.readyState !== this.OPEN) return false;
     const outcome = check(args[0] as RawData, args[1] === true, validate);
     if (outcome instanceof Error) {
+      refused = true;
       onInvalid(outcome);
       return true;
     }

@@ -1,17 +1,18 @@
+import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type {
   HeartbeatOptions,
   PubSubAdapter,
   ServerOptions,
   ShutdownOptions,
   WebSocket,
-  WebSocketServer,
 } from '@weft/core';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 /**
  * `@weft/core` server options the plugin passes on. The plugin owns the HTTP side (it answers
- * upgrades on Fastify's server and routes them itself), so the options that attach a server
- * or filter paths are not here, and origins, heartbeat and pub/sub are plugin options.
+ * upgrades and routes them through Fastify itself), so the options that open a server or
+ * filter paths are not here, and origins, heartbeat and pub/sub are plugin options.
  */
 export type WebSocketServerOptions = Omit<
   ServerOptions,
@@ -25,7 +26,14 @@ export type WebSocketServerOptions = Omit<
   | 'heartbeat'
   | 'pubsub'
   | 'clientTracking'
->;
+> & {
+  /**
+   * Another HTTP(S) server whose upgrade requests the plugin answers instead of Fastify's own
+   * (as in `@fastify/websocket`). They still go through the Fastify routes and hooks. The
+   * plugin neither starts nor closes that server.
+   */
+  server?: HttpServer | HttpsServer;
+};
 
 /**
  * Which browser origins may open a WebSocket (cross-site WebSocket hijacking protection):
@@ -49,13 +57,29 @@ export type OriginOption =
  * route's `schema.message` refused (an `InvalidMessageError`). `this` is the route's Fastify
  * instance. The default logs handler errors and closes with 1011, and closes invalid messages
  * with their `closeCode` (1007 or 1003) and the validation message as the reason.
+ *
+ * `reply` is the route's reply, hijacked when the handshake began: nothing can be sent with
+ * it. It is passed so that handlers written for `@fastify/websocket` keep working.
  */
 export type WebSocketErrorHandler = (
   this: FastifyInstance,
   error: Error,
   socket: WebSocket,
   request: FastifyRequest,
+  reply: FastifyReply,
 ) => void | Promise<void>;
+
+/**
+ * Replaces the first step of `app.close()` (closing every WebSocket with the `shutdown` code).
+ * It has the shape of a Fastify `preClose` hook, as in `@fastify/websocket`: `this` is the
+ * app (the server is `this.websocketServer`); a function that declares `done` is finished when
+ * it calls it, any other when the promise it returns settles.
+ */
+export type WebSocketPreClose = (
+  this: FastifyInstance,
+  done: (error?: Error | null) => void,
+  // biome-ignore lint/suspicious/noConfusingVoidType: a callback-style preClose returns nothing; an async one may resolve to anything, as Fastify's preClose hooks may
+) => void | Promise<unknown>;
 
 /** Options of `app.register(weft, options)`. */
 export interface WeftPluginOptions {
@@ -65,10 +89,11 @@ export interface WeftPluginOptions {
   errorHandler?: WebSocketErrorHandler;
   /**
    * Replaces the default first step of `app.close()`, which closes every WebSocket with 1001
-   * (Going Away). Whatever it does, the plugin then waits for the sockets to close (up to
-   * `shutdown.timeout`, then terminates the rest), so `app.close()` never leaves one open.
+   * (Going Away). Whatever it does, the plugin then closes the sockets still open and waits
+   * for them (up to `shutdown.timeout`, then terminates the rest), so `app.close()` never
+   * leaves one open.
    */
-  preClose?: (this: FastifyInstance, server: WebSocketServer) => void | Promise<void>;
+  preClose?: WebSocketPreClose;
   /** Browser origins allowed to connect; others get 403. Default `'same-host'`. */
   origins?: OriginOption;
   /** Ping every client and terminate the ones that stop answering (off by default). */
@@ -81,10 +106,9 @@ export interface WeftPluginOptions {
 
 /** Options that would take the upgrade away from Fastify's router, and why they are refused. */
 const REFUSED_SERVER_OPTIONS: Readonly<Record<string, string>> = {
-  port: 'the plugin serves WebSockets on the Fastify server',
-  host: 'the plugin serves WebSockets on the Fastify server',
-  backlog: 'the plugin serves WebSockets on the Fastify server',
-  server: 'the plugin serves WebSockets on the Fastify server',
+  port: "the plugin serves WebSockets on Fastify's server (or `options.server`)",
+  host: "the plugin serves WebSockets on Fastify's server (or `options.server`)",
+  backlog: "the plugin serves WebSockets on Fastify's server (or `options.server`)",
   noServer: 'the plugin always runs the server in noServer mode',
   path: 'routes choose the paths: declare a route with { websocket: true }',
   origins: 'use the plugin option `origins`',
@@ -101,6 +125,15 @@ export function validatePluginOptions(options: WeftPluginOptions): void {
       throw new TypeError(
         '@weft/fastify: `options` must be an object of @weft/core server options',
       );
+    }
+    const listenOn: unknown = server.server;
+    if (
+      listenOn !== undefined &&
+      (typeof listenOn !== 'object' ||
+        listenOn === null ||
+        typeof (listenOn as { on?: unknown }).on !== 'function')
+    ) {
+      throw new TypeError('@weft/fastify: `options.server` must be an HTTP or HTTPS server');
     }
     for (const [name, why] of Object.entries(REFUSED_SERVER_OPTIONS)) {
       if (name in server && (server as Record<string, unknown>)[name] !== undefined) {

@@ -1,12 +1,18 @@
-import type { Server } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import { Server as TlsServer } from 'node:tls';
 import { type ServerOptions, WebSocketServer } from '@weft/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { defaultErrorHandler } from './errors.js';
 import { createInjectWS } from './inject.js';
-import { validatePluginOptions, type WeftPluginOptions } from './options.js';
+import {
+  validatePluginOptions,
+  type WebSocketPreClose,
+  type WeftPluginOptions,
+} from './options.js';
 import { originHook } from './origin.js';
-import { createOnRoute, RouteRegistry, routeOf } from './routes.js';
+import { createOnRoute, isThenable, RouteRegistry, routeOf } from './routes.js';
 import type { WeftHelpers } from './types.js';
 import { UpgradeDispatcher } from './upgrade.js';
 
@@ -18,7 +24,15 @@ const servedServers = new WeakSet<object>();
 
 async function weftPlugin(app: FastifyInstance, options: WeftPluginOptions): Promise<void> {
   validatePluginOptions(options);
-  const httpServer = app.server as Server;
+  const { server: otherServer, ...coreOptions } = options.options ?? {};
+  // HTTPS and HTTP/2-over-TLS servers are TLS servers: only those can carry HTTP/1.1 with HTTP/2.
+  const carriesHttp1 = !app.initialConfig.http2 || app.server instanceof TlsServer;
+  if (otherServer === undefined && !carriesHttp1) {
+    throw new Error(
+      '@weft/fastify: this app serves HTTP/2 without TLS, which has no HTTP/1.1 connection to carry a WebSocket handshake (WebSocket over HTTP/2, RFC 8441, is not supported). Serve HTTPS with `https: { allowHTTP1: true }`, or pass an HTTP/1.1 server as `options.server`',
+    );
+  }
+  const httpServer: HttpServer | HttpsServer = otherServer ?? (app.server as HttpServer);
   if (servedServers.has(httpServer)) {
     throw new Error(
       '@weft/fastify is already registered on this server: register it once, before the routes',
@@ -26,7 +40,7 @@ async function weftPlugin(app: FastifyInstance, options: WeftPluginOptions): Pro
   }
 
   const serverOptions: ServerOptions = {
-    ...options.options,
+    ...coreOptions,
     noServer: true,
     ...(options.heartbeat === undefined ? {} : { heartbeat: options.heartbeat }),
     ...(options.pubsub === undefined ? {} : { pubsub: options.pubsub }),
@@ -52,7 +66,7 @@ async function weftPlugin(app: FastifyInstance, options: WeftPluginOptions): Pro
 
   app.decorate('websocketServer', wss);
   app.decorate('weft', helpers);
-  app.decorate('injectWS', createInjectWS(app));
+  app.decorate('injectWS', createInjectWS(app, httpServer));
   app.decorateRequest('ws', {
     getter(this: FastifyRequest) {
       return dispatcher.isUpgrade(this.raw);
@@ -83,7 +97,7 @@ async function weftPlugin(app: FastifyInstance, options: WeftPluginOptions): Pro
   app.addHook('preClose', async function closeWebSockets(this: FastifyInstance) {
     if (options.preClose !== undefined) {
       try {
-        await options.preClose.call(this, wss);
+        await runPreClose(options.preClose, this);
       } catch (error) {
         app.log.error({ err: error }, 'The WebSocket preClose failed');
       }
@@ -103,6 +117,24 @@ async function weftPlugin(app: FastifyInstance, options: WeftPluginOptions): Pro
     httpServer.removeListener('upgrade', dispatcher.handle);
     servedServers.delete(httpServer);
     done();
+  });
+}
+
+/**
+ * Runs a `preClose` option the way Fastify runs a `preClose` hook: one that declares `done`
+ * is finished when it calls it (or when the promise it returns settles), any other when its
+ * result settles.
+ */
+function runPreClose(preClose: WebSocketPreClose, app: FastifyInstance): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const done = (error?: Error | null): void => {
+      if (error) reject(error);
+      else resolve();
+    };
+    const result = preClose.call(app, done);
+    if (preClose.length === 0 || isThenable(result)) {
+      Promise.resolve(result).then(() => resolve(), reject);
+    }
   });
 }
 

@@ -3,6 +3,7 @@ import type {
   FastifyInstance,
   FastifyReply,
   FastifyRequest,
+  FastifySchema,
   HookHandlerDoneFunction,
   RouteOptions,
 } from 'fastify';
@@ -149,6 +150,12 @@ function declareWebSocketRoute(route: RouteDefinition, context: RouteHookContext
     return;
   }
 
+  if (httpHandler === undefined) {
+    // As @fastify/websocket does, so API documentation generators (@fastify/swagger) leave
+    // out a route that has no HTTP answer to document; an explicit `hide` wins.
+    const schema: FastifySchema & { hide?: unknown } = route.schema ?? {};
+    route.schema = { ...schema, hide: schema.hide ?? true } as FastifySchema;
+  }
   const record = registry.ensure(route.url);
   route.config = { ...route.config, [ROUTE]: record } as RouteDefinition['config'];
   const ownHooks = route.onRequest === undefined ? [] : [route.onRequest].flat();
@@ -160,9 +167,11 @@ function declareWebSocketRoute(route: RouteDefinition, context: RouteHookContext
     instance: FastifyInstance,
     socket: WebSocket,
     request: FastifyRequest,
+    reply: FastifyReply,
     validate: MessageValidator | undefined,
   ): void => {
-    const fail = (error: unknown): void => reportError(onError, instance, error, socket, request);
+    const fail = (error: unknown): void =>
+      reportError(onError, instance, error, socket, request, reply);
     record.add(socket);
     // Before anyone can listen: 'connection' listeners' message listeners are behind it too.
     if (validate !== undefined) validateMessages(socket, validate, fail);
@@ -201,7 +210,7 @@ function declareWebSocketRoute(route: RouteDefinition, context: RouteHookContext
     // Null when the client left or the handshake timed out while the hooks ran.
     if (upgrade === null) return;
     server.handleUpgrade(request.raw, upgrade.socket, upgrade.head, (socket) =>
-      open(this, socket, request, validate),
+      open(this, socket, request, reply, validate),
     );
   } as RouteHandler;
 }
@@ -226,7 +235,8 @@ function answerUpgradeRequired(_request: FastifyRequest, reply: FastifyReply): F
   });
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
+/** Whether `value` is a promise (or any thenable) to wait for. */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
     typeof value === 'object' &&
     value !== null &&

@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from 'node:http';
 import type {
   BroadcastOptions,
   ClientOptions,
@@ -21,7 +22,7 @@ import type {
   RawServerDefault,
   RouteGenericInterface,
 } from 'fastify';
-import type { WebSocketErrorHandler } from './options.js';
+import type { WebSocketErrorHandler, WeftPluginOptions } from './options.js';
 
 /** A 'message' listener of a route with `schema.message`: the validated value comes third. */
 export type ValidatedMessageListener<M> = (data: RawData, isBinary: boolean, message: M) => void;
@@ -80,6 +81,30 @@ export type WebSocketHandler<
   >,
 ) => unknown;
 
+/** `@fastify/websocket`'s name for {@link WebSocketHandler}, for code moving over from it. */
+export type WebsocketHandler<
+  RawServer extends RawServerBase = RawServerDefault,
+  RawRequest extends
+    RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
+  RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+  ContextConfig = ContextConfigDefault,
+  SchemaCompiler extends FastifySchema = FastifySchema,
+  TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
+  Logger extends FastifyBaseLogger = FastifyBaseLogger,
+> = WebSocketHandler<
+  RawServer,
+  RawRequest,
+  RawReplyDefaultExpression<RawServer>,
+  RouteGeneric,
+  ContextConfig,
+  SchemaCompiler,
+  TypeProvider,
+  Logger
+>;
+
+/** `@fastify/websocket`'s name for {@link WeftPluginOptions}, for code moving over from it. */
+export type WebsocketPluginOptions = WeftPluginOptions;
+
 /** The open sockets of one WebSocket route (one URL pattern), and a broadcast to them only. */
 export interface WebSocketRoute {
   /** The route's URL pattern, prefix included (`/rooms/:room`). */
@@ -114,14 +139,26 @@ export interface WeftHelpers {
 
 /** Options of `app.injectWS(path, options)`. */
 export interface InjectWSOptions {
-  /** Request headers (`authorization`, `origin`, `cookie`...). */
-  headers?: Record<string, string | string[]>;
+  /** Request headers (`authorization`, `origin`, `cookie`...); unset entries are left out. */
+  headers?: OutgoingHttpHeaders;
   /** Cookies to send, merged into the `cookie` header (values are sent as given, URI-encoded). */
   cookies?: Record<string, string>;
   /** Subprotocols to offer. */
   protocols?: string | string[];
   /** Other options of the `@weft/core` client (`perMessageDeflate`, `maxPayload`...). */
   client?: Omit<ClientOptions, 'createConnection' | 'headers'>;
+}
+
+/**
+ * The third argument of `app.injectWS`, as in `@fastify/websocket`. Listeners need no early
+ * start here (the client holds messages until one is attached), but tests written for it
+ * keep working.
+ */
+export interface InjectWSHooks {
+  /** Called with the client as soon as it is created, before the handshake. */
+  onInit?: (client: WebSocket) => void;
+  /** Called with the client once it is open, before the promise resolves. */
+  onOpen?: (client: WebSocket) => void;
 }
 
 /** How `injectWS` rejects when the server answers the handshake with an HTTP response. */
@@ -271,13 +308,17 @@ declare module 'fastify' {
      * Opens a WebSocket to `path` with no network port: the request goes through the routes
      * and hooks like a real one. Resolves with the open client; rejects with an
      * `InjectWSResponseError` (its `statusCode`, `headers`, `body`) when the handshake is
-     * answered with HTTP. Close the client when done.
+     * answered with HTTP. `hooks` are `@fastify/websocket`'s `onInit` / `onOpen`. Close the
+     * client when done.
      */
-    injectWS(path?: string, options?: InjectWSOptions): Promise<WebSocket>;
+    injectWS(path?: string, options?: InjectWSOptions, hooks?: InjectWSHooks): Promise<WebSocket>;
   }
 
   interface FastifyRequest {
-    /** Whether this request is a WebSocket upgrade (for hooks that treat them apart). */
+    /**
+     * Whether this request is a WebSocket upgrade (for hooks that treat them apart). False for
+     * an upgrade to another protocol (`h2c`), which is served as a plain request.
+     */
     readonly ws: boolean;
     /** The WebSocket route this request was routed to, or null for other routes. */
     readonly wsRoute: WebSocketRoute | null;

@@ -15,6 +15,8 @@ type UpgradeState =
   | 'gone';
 
 interface Upgrade {
+  /** Whether the client asks for a WebSocket; other protocols (`h2c`) get a plain HTTP answer. */
+  readonly websocket: boolean;
   readonly socket: Duplex;
   /** The bytes after the request: Node's `head`, plus what arrives while the hooks run. */
   head: Buffer;
@@ -77,6 +79,7 @@ export class UpgradeDispatcher {
     response.shouldKeepAlive = false;
     response.assignSocket(socket as Socket);
     const upgrade: Upgrade = {
+      websocket: asksForWebSocket(request),
       socket,
       head,
       response,
@@ -122,9 +125,13 @@ export class UpgradeDispatcher {
     }
   };
 
-  /** Whether `request` came in as an upgrade (a WebSocket handshake). */
+  /**
+   * Whether `request` came in as a WebSocket upgrade. An upgrade to another protocol (a
+   * client offering `h2c`, as `curl --http2` does) is not one: the server may ignore the offer
+   * (RFC 9110 §7.8), so its route serves it as a plain request, on the same socket.
+   */
   isUpgrade(request: IncomingMessage): boolean {
-    return this.#upgrades.has(request);
+    return this.#upgrades.get(request)?.websocket === true;
   }
 
   /**
@@ -133,7 +140,7 @@ export class UpgradeDispatcher {
    */
   take(request: IncomingMessage): TakenUpgrade | null {
     const upgrade = this.#upgrades.get(request);
-    if (upgrade === undefined || !this.#settle(upgrade, 'taken')) return null;
+    if (upgrade === undefined || !upgrade.websocket || !this.#settle(upgrade, 'taken')) return null;
     const { socket, response } = upgrade;
     response.detachSocket(socket as Socket);
     socket.removeListener('data', upgrade.onData);
@@ -178,6 +185,13 @@ export class UpgradeDispatcher {
     });
     response.end(HANDSHAKE_TIMED_OUT);
   }
+}
+
+/** Whether the `Upgrade` header lists the `websocket` protocol (RFC 6455 §4.2.1). */
+function asksForWebSocket(request: IncomingMessage): boolean {
+  const offered = request.headers.upgrade;
+  if (offered === undefined) return false;
+  return offered.split(',').some((protocol) => protocol.trim().toLowerCase() === 'websocket');
 }
 
 function destroyOnError(this: Duplex): void {

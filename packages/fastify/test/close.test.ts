@@ -105,10 +105,11 @@ describe('app.close()', () => {
     await sockets.allClosed();
   });
 
-  it('runs preClose instead of the default close, then still waits for the sockets', async () => {
+  it('runs an async preClose instead of the default close, then still waits for the sockets', async () => {
     const calls: string[] = [];
     const app = await createApp({
-      async preClose(server) {
+      async preClose() {
+        const server = this.websocketServer;
         calls.push(
           `preClose with ${server.clients.size} clients, this is the app: ${this === app}`,
         );
@@ -122,6 +123,44 @@ describe('app.close()', () => {
     await within(app.close(), 'app.close()');
     expect(await closing).toEqual({ code: 4001, reason: 'custom goodbye' });
     expect(calls).toEqual(['preClose with 1 clients, this is the app: true']);
+  });
+
+  it('runs a callback-style preClose (done), as @fastify/websocket takes it, until done is called', async () => {
+    const steps: string[] = [];
+    const app = await createApp({
+      preClose(done) {
+        steps.push('preClose');
+        for (const socket of this.websocketServer.clients) socket.close(4002, 'callback goodbye');
+        // The idiom of @fastify/websocket's README: close the server, finish in its callback.
+        this.websocketServer.close((error) => {
+          steps.push(`server closed${error ? ` (${error.message})` : ''}`);
+          setTimeout(() => done(), 20);
+        });
+      },
+    });
+    app.addHook('onClose', (_instance, done) => {
+      steps.push('onClose');
+      done();
+    });
+    app.get('/ws', { websocket: true }, () => {});
+    const url = await listen(app);
+    const closing = closed(await connect(`${url}/ws`));
+    await within(app.close(), 'app.close()');
+    expect(await closing).toEqual({ code: 4002, reason: 'callback goodbye' });
+    expect(steps).toEqual(['preClose', 'server closed', 'onClose']);
+  });
+
+  it('still closes the sockets when preClose passes an error to done', async () => {
+    const app = await createApp({
+      preClose(done) {
+        done(new Error('preClose failed'));
+      },
+    });
+    app.get('/ws', { websocket: true }, () => {});
+    const url = await listen(app);
+    const closing = closed(await connect(`${url}/ws`));
+    await within(app.close(), 'app.close()');
+    expect((await closing).code).toBe(1001);
   });
 
   it('still closes the sockets when preClose fails', async () => {

@@ -76,6 +76,48 @@ describe('examples/fastify-chat', () => {
       text: 'hello',
     });
 
+    // The room name is checked by schema.params before the handshake.
+    expect((await refused(`${wsBase}rooms/Not%20A%20Room`, { headers: { cookie } })).status).toBe(
+      400,
+    );
+
+    // A second user in the room hears ada; someone in another room does not.
+    const graceLogin = await fetch(`${base}api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'grace' }),
+    });
+    const graceCookie = graceLogin.headers.get('set-cookie')!.split(';')[0]!;
+    const grace = await connect(`${wsBase}rooms/lobby`, { headers: { cookie: graceCookie } });
+    const elsewhere = await connect(`${wsBase}rooms/dev`, { headers: { cookie: graceCookie } });
+    expect(JSON.parse(await nextMessage(grace))).toMatchObject({ type: 'joined', name: 'grace' });
+    expect(JSON.parse(await nextMessage(grace))).toMatchObject({ type: 'presence', count: 2 });
+    expect(JSON.parse(await nextMessage(client))).toMatchObject({ type: 'joined', name: 'grace' });
+    expect(JSON.parse(await nextMessage(client))).toMatchObject({ type: 'presence', count: 2 });
+    expect(JSON.parse(await nextMessage(elsewhere))).toMatchObject({
+      type: 'joined',
+      name: 'grace',
+    });
+    expect(JSON.parse(await nextMessage(elsewhere))).toMatchObject({
+      type: 'presence',
+      room: 'dev',
+    });
+    client.send(JSON.stringify({ text: 'hi grace' }));
+    for (const reader of [client, grace]) {
+      expect(JSON.parse(await nextMessage(reader))).toMatchObject({
+        type: 'said',
+        name: 'ada',
+        text: 'hi grace',
+      });
+    }
+    // Had the lobby's line reached the dev room, it would come before this one.
+    elsewhere.send(JSON.stringify({ text: 'dev only' }));
+    expect(JSON.parse(await nextMessage(elsewhere))).toMatchObject({ text: 'dev only' });
+    elsewhere.close();
+    grace.close();
+    expect(JSON.parse(await nextMessage(client))).toMatchObject({ type: 'left', name: 'grace' });
+    expect(JSON.parse(await nextMessage(client))).toMatchObject({ type: 'presence', count: 1 });
+
     const closing = closed(client);
     const exited = new Promise<number | null>((resolve) => child?.once('exit', resolve));
     child?.kill('SIGTERM');

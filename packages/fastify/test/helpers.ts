@@ -1,6 +1,11 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import { promisify } from 'node:util';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import WebSocket, { type ClientOptions } from 'ws';
 import { type WeftPluginOptions, weft } from '../src/index.js';
@@ -178,4 +183,24 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
     resolve = done;
   });
   return { promise, resolve };
+}
+
+/** A throwaway self-signed certificate for 127.0.0.1 and localhost, made by the openssl CLI. */
+export async function selfSignedCertificate(): Promise<{ key: string; cert: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'weft-fastify-tls-'));
+  try {
+    const keyPath = join(dir, 'key.pem');
+    const certPath = join(dir, 'cert.pem');
+    // biome-ignore format: one flag and its value per line reads better
+    await promisify(execFile)('openssl', [
+      'req', '-x509', '-nodes', '-days', '1',
+      '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+      '-keyout', keyPath, '-out', certPath,
+      '-subj', '/CN=localhost',
+      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ], { timeout: WAIT_MS });
+    return { key: await readFile(keyPath, 'utf8'), cert: await readFile(certPath, 'utf8') };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

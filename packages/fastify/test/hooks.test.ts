@@ -6,6 +6,7 @@ import {
   createApp,
   listen,
   nextMessage,
+  type Refusal,
   refused,
   watchUpgradeSockets,
 } from './helpers.js';
@@ -31,120 +32,117 @@ function hookThat(
   return act;
 }
 
-describe('hooks before the handshake', () => {
-  it.each(HOOKS)(
-    'a route-level %s hook that replies 401 sends it and opens nothing',
-    async (hook) => {
-      const app = await createApp();
-      let opened = false;
-      app.get(
-        '/guarded',
-        {
-          websocket: true,
-          [hook]: hookThat(hook, (_request, reply) => {
-            reply.code(401).send({ error: 'login first' });
-          }),
-        },
-        () => {
-          opened = true;
-        },
-      );
-      const sockets = watchUpgradeSockets(app);
-      const url = await listen(app);
-      const refusal = await refused(`${url}/guarded`);
-      expect(refusal.status).toBe(401);
-      expect(JSON.parse(refusal.body)).toEqual({ error: 'login first' });
-      await sockets.allClosed();
-      expect(opened).toBe(false);
-    },
-  );
+/** How a refusing hook refuses, and what the client must see for it. */
+interface Refusing {
+  readonly name: string;
+  /** Callback style (`done`) or async style: both are common in auth code. */
+  readonly style: 'callback' | 'async';
+  act(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): unknown;
+  readonly status: number;
+  readonly check?: (refusal: Refusal) => void;
+}
 
-  it.each(HOOKS)('an app-level async %s hook that replies 403 sends it', async (hook) => {
-    const app = await createApp();
-    const refuse = async (_request: FastifyRequest, reply: FastifyReply) =>
-      reply.code(403).send('forbidden');
-    app.addHook(hook, hook === 'preParsing' ? async (r, s, _payload) => refuse(r, s) : refuse);
-    app.get('/guarded', { websocket: true }, () => {});
-    const sockets = watchUpgradeSockets(app);
-    const url = await listen(app);
-    const refusal = await refused(`${url}/guarded`);
-    expect(refusal.status).toBe(403);
-    expect(refusal.body).toBe('forbidden');
-    await sockets.allClosed();
-  });
-
-  it.each(HOOKS)('a %s hook that redirects sends the redirect', async (hook) => {
-    const app = await createApp();
-    app.get(
-      '/old',
-      {
-        websocket: true,
-        [hook]: hookThat(hook, (_request, reply) => {
-          reply.redirect('/new', 302);
-        }),
-      },
-      () => {},
-    );
-    const url = await listen(app);
-    const refusal = await refused(`${url}/old`);
-    expect(refusal.status).toBe(302);
-    expect(refusal.headers.location).toBe('/new');
-  });
-
-  it.each(HOOKS)(
-    "an error from a %s hook goes through Fastify's error handler to the client",
-    async (hook) => {
-      const app = await createApp();
-      app.get(
-        '/teapot',
-        {
-          websocket: true,
-          [hook]: hookThat(hook, (_request, _reply, done) => {
-            done(Object.assign(new Error('short and stout'), { statusCode: 418 }));
-          }),
-        },
-        () => {},
-      );
-      const sockets = watchUpgradeSockets(app);
-      const url = await listen(app);
-      const refusal = await refused(`${url}/teapot`);
-      expect(refusal.status).toBe(418);
+const REFUSALS: Refusing[] = [
+  {
+    name: 'replies 401',
+    style: 'callback',
+    act: (_request, reply) => reply.code(401).send({ error: 'login first' }),
+    status: 401,
+    check: (refusal) => expect(JSON.parse(refusal.body)).toEqual({ error: 'login first' }),
+  },
+  {
+    name: 'replies 403',
+    style: 'async',
+    act: (_request, reply) => reply.code(403).send('forbidden'),
+    status: 403,
+    check: (refusal) => expect(refusal.body).toBe('forbidden'),
+  },
+  {
+    name: 'redirects',
+    style: 'callback',
+    act: (_request, reply) => reply.redirect('/login', 302),
+    status: 302,
+    check: (refusal) => expect(refusal.headers.location).toBe('/login'),
+  },
+  {
+    name: 'passes an error with a statusCode to done',
+    style: 'callback',
+    act: (_request, _reply, done) =>
+      done(Object.assign(new Error('short and stout'), { statusCode: 418 })),
+    status: 418,
+    check: (refusal) =>
       expect(JSON.parse(refusal.body)).toMatchObject({
         statusCode: 418,
         message: 'short and stout',
-      });
-      await sockets.allClosed();
+      }),
+  },
+  {
+    name: 'rejects with a statusCode',
+    style: 'async',
+    act: () => {
+      throw Object.assign(new Error('slow down'), { statusCode: 429 });
     },
+    status: 429,
+    check: (refusal) => expect(JSON.parse(refusal.body)).toMatchObject({ message: 'slow down' }),
+  },
+  {
+    name: 'throws synchronously',
+    style: 'callback',
+    act: () => {
+      throw new Error('hook bug');
+    },
+    status: 500,
+  },
+];
+
+/** `refusing` as a hook of kind `hook` (preParsing hooks also get the payload). */
+function refusingHook(hook: Hook, refusing: Refusing) {
+  if (refusing.style === 'async') {
+    const run = async (request: FastifyRequest, reply: FastifyReply) => {
+      await refusing.act(request, reply, () => {});
+    };
+    return hook === 'preParsing'
+      ? async (request: FastifyRequest, reply: FastifyReply, _payload: unknown) =>
+          run(request, reply)
+      : run;
+  }
+  return hookThat(hook, (request, reply, done) => {
+    refusing.act(request, reply, done);
+  });
+}
+
+describe('hooks before the handshake', () => {
+  const cases = (['route', 'app'] as const).flatMap((level) =>
+    HOOKS.flatMap((hook) =>
+      REFUSALS.map((refusing) => [level, hook, refusing.name, refusing] as const),
+    ),
   );
 
-  it('a hook that throws synchronously answers 500; one that rejects answers its status', async () => {
-    const app = await createApp();
-    app.get(
-      '/sync',
-      {
-        websocket: true,
-        onRequest: () => {
-          throw new Error('hook bug');
-        },
-      },
-      () => {},
-    );
-    app.get(
-      '/async',
-      {
-        websocket: true,
-        preHandler: async () => {
-          throw Object.assign(new Error('slow down'), { statusCode: 429 });
-        },
-      },
-      () => {},
-    );
-    const sockets = watchUpgradeSockets(app);
-    const url = await listen(app);
-    expect((await refused(`${url}/sync`)).status).toBe(500);
-    expect((await refused(`${url}/async`)).status).toBe(429);
-    await sockets.allClosed();
-  });
+  it.each(cases)(
+    '%s-level %s hook that %s: the ws client gets that HTTP answer, no socket opens',
+    async (level, hook, _name, refusing) => {
+      const app = await createApp();
+      let opened = false;
+      const handler = () => {
+        opened = true;
+      };
+      if (level === 'app') {
+        app.addHook(hook, refusingHook(hook, refusing) as never);
+        app.get('/guarded', { websocket: true }, handler);
+      } else {
+        app.get('/guarded', { websocket: true, [hook]: refusingHook(hook, refusing) }, handler);
+      }
+      const sockets = watchUpgradeSockets(app);
+      const url = await listen(app);
+      const refusal = await refused(`${url}/guarded`);
+      expect(refusal.status).toBe(refusing.status);
+      expect(refusal.headers.connection).toBe('close');
+      refusing.check?.(refusal);
+      await sockets.allClosed();
+      expect(opened).toBe(false);
+      expect(app.websocketServer.clients.size).toBe(0);
+    },
+  );
 
   it('uses the encapsulated setErrorHandler of the route', async () => {
     const app = await createApp();
@@ -249,6 +247,44 @@ describe('hooks before the handshake', () => {
 });
 
 describe('encapsulation', () => {
+  it.each(HOOKS)(
+    "a plugin's own %s hook and error handler apply to its routes only",
+    async (hook) => {
+      const app = await createApp();
+      app.get('/root/ws', { websocket: true }, (socket) => socket.send('root'));
+      await app.register(async (admin) => {
+        admin.setErrorHandler((error, _request, reply) => {
+          reply.code((error as { statusCode?: number }).statusCode ?? 500).send({
+            scoped: (error as Error).message,
+          });
+        });
+        admin.addHook(
+          hook,
+          hookThat(hook, (request, _reply, done) => {
+            if (request.headers['x-role'] === 'admin') done();
+            else done(Object.assign(new Error('admins only'), { statusCode: 403 }));
+          }) as never,
+        );
+        admin.get('/admin/ws', { websocket: true }, (socket) => socket.send('admin'));
+      });
+      await app.register(async (sibling) => {
+        sibling.get('/public/ws', { websocket: true }, (socket) => socket.send('public'));
+      });
+      // Registered after the plugins, at the root: still not under the admin hook.
+      app.get('/late/ws', { websocket: true }, (socket) => socket.send('late'));
+      const url = await listen(app);
+
+      const refusal = await refused(`${url}/admin/ws`);
+      expect(refusal.status).toBe(403);
+      expect(JSON.parse(refusal.body)).toEqual({ scoped: 'admins only' });
+      const admin = await connect(`${url}/admin/ws`, { headers: { 'x-role': 'admin' } });
+      expect(await nextMessage(admin)).toBe('admin');
+      for (const path of ['root', 'public', 'late']) {
+        expect(await nextMessage(await connect(`${url}/${path}/ws`))).toBe(path);
+      }
+    },
+  );
+
   it("applies a plugin's hooks to its own WebSocket routes only", async () => {
     const app = await createApp();
     const rootSeen: string[] = [];

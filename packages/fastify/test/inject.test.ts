@@ -1,7 +1,19 @@
+import type { AddressInfo } from 'node:net';
 import { WebSocket } from '@weft/core';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { InjectWSResponseError } from '../src/index.js';
-import { cleanup, closed, createApp, nextMessage, record } from './helpers.js';
+import Fastify from 'fastify';
+import { onTestFinished as after, afterEach, describe, expect, it } from 'vitest';
+import { type InjectWSResponseError, weft } from '../src/index.js';
+import {
+  cleanup,
+  closed,
+  connect,
+  createApp,
+  deferred,
+  listen,
+  nextMessage,
+  record,
+  selfSignedCertificate,
+} from './helpers.js';
 
 afterEach(cleanup);
 
@@ -97,5 +109,83 @@ describe('app.injectWS', () => {
     client.terminate();
     expect(await serverSide).toBe(1006);
     expect(app.websocketServer.clients.size).toBe(0);
+  });
+});
+
+describe('app.injectWS, other shapes', () => {
+  it('takes headers with unset and numeric values, and merges cookies into any-case Cookie', async () => {
+    const app = await createApp();
+    app.get('/h', { websocket: true }, (socket, request) => {
+      const { cookie, 'x-count': count, 'x-unset': unset } = request.headers;
+      socket.send(JSON.stringify({ cookie, count, unset: unset ?? null }));
+    });
+    const client = record(
+      await app.injectWS('/h', {
+        headers: { Cookie: 'a=1', 'x-count': 3, 'x-unset': undefined },
+        cookies: { b: '2' },
+      }),
+    );
+    expect(JSON.parse(await nextMessage(client))).toEqual({
+      cookie: 'a=1; b=2',
+      count: '3',
+      unset: null,
+    });
+    client.terminate();
+  });
+
+  it("calls @fastify/websocket's onInit and onOpen hooks with the client", async () => {
+    const app = await createApp();
+    app.get('/hello', { websocket: true }, (socket) => socket.send('hello'));
+    const calls: string[] = [];
+    const greeting = deferred<string>();
+    const client = await app.injectWS(
+      '/hello',
+      {},
+      {
+        onInit(ws) {
+          calls.push(`init ${ws.readyState}`);
+          ws.on('message', (data) => greeting.resolve(String(data)));
+        },
+        onOpen(ws) {
+          calls.push(`open ${ws.readyState}`);
+        },
+      },
+    );
+    expect(calls).toEqual(['init 0', 'open 1']);
+    expect(await greeting.promise).toBe('hello');
+    client.terminate();
+  });
+
+  it('works on an HTTPS app: injected (no TLS) and over wss:// on loopback', async () => {
+    const { key, cert } = await selfSignedCertificate();
+    const app = Fastify({ https: { key, cert } });
+    await app.register(weft);
+    after(() => app.close());
+    app.get('/secure', { websocket: true }, (socket, request) => {
+      socket.send(`${request.protocol} ${request.ws}`);
+    });
+    const injected = record(await app.injectWS('/secure'));
+    expect(await nextMessage(injected)).toBe('https true');
+    injected.terminate();
+    const url = (await listen(app)).replace('ws:', 'wss:');
+    const remote = await connect(`${url}/secure`, { ca: cert });
+    expect(await nextMessage(remote)).toBe('https true');
+  });
+
+  it('works on an HTTP/2 app with allowHTTP1, for the HTTP/1.1 connections WebSockets use', async () => {
+    const { key, cert } = await selfSignedCertificate();
+    const app = Fastify({ http2: true, https: { allowHTTP1: true, key, cert } });
+    await app.register(weft);
+    after(() => app.close());
+    app.get('/h2', { websocket: true }, (socket, request) => {
+      socket.send(`${request.protocol} HTTP/${request.raw.httpVersion}`);
+    });
+    const injected = record(await app.injectWS('/h2'));
+    expect(await nextMessage(injected)).toBe('https HTTP/1.1');
+    injected.terminate();
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const remote = await connect(`wss://127.0.0.1:${port}/h2`, { ca: cert });
+    expect(await nextMessage(remote)).toBe('https HTTP/1.1');
   });
 });

@@ -1,4 +1,6 @@
+import { createWebSocketStream, type WebSocket as WeftSocket } from '@weft/core';
 import { afterEach, describe, expect, it } from 'vitest';
+import type WebSocket from 'ws';
 import { InvalidMessageError } from '../src/index.js';
 import {
   cleanup,
@@ -180,5 +182,144 @@ describe('schema.message', () => {
     const args = await within(gotThird.promise, 'the message');
     expect(args).toHaveLength(2);
     expect(args[1]).toBe(true);
+  });
+});
+
+/** Waits until the server has read everything `client` sent so far (it answers pings in order). */
+async function serverCaughtUp(client: WebSocket): Promise<void> {
+  const pong = deferred();
+  client.once('pong', () => pong.resolve());
+  client.ping();
+  await within(pong.promise, 'the pong');
+}
+
+/**
+ * Ways a handler reads messages. Each one echoes what it reads as `got <text>`; it must see
+ * the valid messages only, whatever its way of listening and whenever it starts.
+ */
+const READERS: Array<[string, (socket: WeftSocket) => void | Promise<void>]> = [
+  ['on', (socket) => void socket.on('message', (data) => socket.send(`got ${data}`))],
+  [
+    'once, re-armed',
+    (socket) => {
+      const next = (): void => {
+        socket.once('message', (data) => {
+          socket.send(`got ${data}`);
+          next();
+        });
+      };
+      next();
+    },
+  ],
+  [
+    'onmessage',
+    (socket) => {
+      socket.onmessage = (event) => socket.send(`got ${String(event.data)}`);
+    },
+  ],
+  [
+    'addEventListener',
+    (socket) => socket.addEventListener('message', (event) => socket.send(`got ${event.data}`)),
+  ],
+  [
+    'for await',
+    async (socket) => {
+      for await (const { data } of socket) socket.send(`got ${data}`);
+    },
+  ],
+  [
+    'createWebSocketStream',
+    (socket) => {
+      const stream = createWebSocketStream(socket);
+      stream.on('error', () => {});
+      stream.on('data', (chunk: Buffer) => socket.send(`got ${chunk}`));
+    },
+  ],
+  [
+    'a listener added later, from a timer',
+    (socket) => {
+      setTimeout(() => socket.on('message', (data) => socket.send(`got ${data}`)), 30);
+    },
+  ],
+];
+
+describe('schema.message, whatever reads the messages', () => {
+  it.each(READERS)('%s sees valid messages only', async (_name, read) => {
+    const app = await createApp();
+    app.get('/read', { websocket: true, schema: { message: chatMessage } }, (socket) =>
+      read(socket),
+    );
+    const url = await listen(app);
+    const client = await connect(`${url}/read`);
+    client.send('{"text":"one"}');
+    client.send('{"text":"two"}');
+    expect(await nextMessage(client)).toBe('got {"text":"one"}');
+    expect(await nextMessage(client)).toBe('got {"text":"two"}');
+    client.send('{"text":""}');
+    client.send('{"text":"after the bad one"}');
+    expect(await closed(client)).toEqual({
+      code: 1007,
+      reason: 'message/text must NOT have fewer than 1 characters',
+    });
+  });
+
+  it("gates a 'connection' listener of app.websocketServer too, with the validated value", async () => {
+    const app = await createApp();
+    app.websocketServer.on('connection', (socket) => {
+      socket.on('message', (...args: unknown[]) => socket.send(JSON.stringify(args[2])));
+    });
+    app.get('/c', { websocket: true, schema: { message: chatMessage } }, () => {});
+    const url = await listen(app);
+    const client = await connect(`${url}/c`);
+    client.send('{"text":"hi"}');
+    expect(JSON.parse(await nextMessage(client))).toEqual({ text: 'hi', room: 'lobby' });
+    client.send('[]');
+    expect((await closed(client)).code).toBe(1007);
+  });
+
+  it('hears nothing the client sent behind a message that got it closed', async () => {
+    const app = await createApp();
+    const ready = deferred();
+    const heard: string[] = [];
+    app.get('/later', { websocket: true, schema: { message: chatMessage } }, async (socket) => {
+      await ready.promise;
+      socket.on('message', (data) => heard.push(String(data)));
+    });
+    const url = await listen(app);
+    const client = await connect(`${url}/later`);
+    client.send('{"text":"before"}');
+    client.send('{"text":""}');
+    client.send('{"text":"behind the bad one"}');
+    await serverCaughtUp(client);
+    ready.resolve();
+    expect((await closed(client)).code).toBe(1007);
+    expect(heard).toEqual(['{"text":"before"}']);
+  });
+
+  // Known gap of @weft/core (not of this plugin): when the messages held for a late listener
+  // are released and that listener goes away during the release (a `once` listener whose
+  // callback awaits something before listening again), the rest of the batch is emitted to
+  // nobody instead of being held again as a message arriving at that moment would be. The fix
+  // belongs in the core's release of held messages; flip this to `it` once it is there.
+  it.fails('keeps held messages for the next listener when a once listener took the first', async () => {
+    const app = await createApp();
+    const ready = deferred();
+    app.get('/handoff', { websocket: true }, async (socket) => {
+      await ready.promise;
+      socket.once('message', async (data) => {
+        socket.send(`first ${data}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        socket.on('message', (more) => socket.send(`then ${more}`));
+      });
+    });
+    const url = await listen(app);
+    const client = await connect(`${url}/handoff`);
+    client.send('a');
+    client.send('b');
+    await serverCaughtUp(client);
+    ready.resolve();
+    expect(await nextMessage(client)).toBe('first a');
+    client.send('c');
+    expect(await nextMessage(client)).toBe('then b');
   });
 });

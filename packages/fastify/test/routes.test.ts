@@ -96,6 +96,82 @@ describe('WebSocket routes', () => {
     expect(head.statusCode).toBe(426);
   });
 
+  it('answers a plain GET and HEAD over the network to a WebSocket-only route with 426', async () => {
+    const app = await createApp();
+    let opened = false;
+    app.get('/only-ws', { websocket: true }, () => {
+      opened = true;
+    });
+    const base = (await listen(app)).replace('ws:', 'http:');
+    const get = await fetch(`${base}/only-ws`);
+    expect(get.status).toBe(426);
+    expect(get.headers.get('upgrade')).toBe('websocket');
+    expect(await get.json()).toMatchObject({ code: 'WEFT_ERR_UPGRADE_REQUIRED' });
+    const head = await fetch(`${base}/only-ws`, { method: 'HEAD' });
+    expect(head.status).toBe(426);
+    expect(opened).toBe(false);
+  });
+
+  it('serves an upgrade offer to another protocol (h2c) as a plain request', async () => {
+    const app = await createApp();
+    app.get('/page', async () => 'the page');
+    app.get('/ws', { websocket: true }, () => {});
+    const sockets = watchUpgradeSockets(app);
+    const url = await listen(app);
+    const { hostname, port } = new URL(url);
+    /** What the server answers a GET offering h2c, as `curl --http2 http://...` sends it. */
+    const offerH2c = async (path: string): Promise<string> => {
+      const socket = net.connect(Number(port), hostname);
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => {
+        answer += chunk.toString();
+      });
+      const socketClosed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.write(
+        [
+          `GET ${path} HTTP/1.1`,
+          `Host: ${hostname}:${port}`,
+          'Connection: Upgrade, HTTP2-Settings',
+          'Upgrade: h2c',
+          'HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA',
+          '',
+          '',
+        ].join('\r\n'),
+      );
+      await within(socketClosed, 'the server to close the connection').finally(() =>
+        socket.destroy(),
+      );
+      return answer;
+    };
+    const page = await offerH2c('/page');
+    expect(page).toMatch(/^HTTP\/1\.1 200 /);
+    expect(page).toMatch(/\r\n\r\nthe page$/);
+    expect(await offerH2c('/ws')).toMatch(/^HTTP\/1\.1 426 /);
+    expect(app.websocketServer.clients.size).toBe(0);
+    await sockets.allClosed();
+  });
+
+  it('hides WebSocket-only routes from API documentation (schema.hide), as @fastify/websocket does', async () => {
+    const app = await createApp();
+    const hidden = new Map<string, unknown>();
+    // An onRoute hook added after the plugin's sees the route as documentation plugins do.
+    app.addHook('onRoute', (route) => {
+      if (route.method === 'GET') {
+        hidden.set(route.url, (route.schema as { hide?: unknown } | undefined)?.hide);
+      }
+    });
+    const querystring = { type: 'object', properties: { q: { type: 'string' } } } as const;
+    app.get('/ws', { websocket: true, schema: { querystring } }, () => {});
+    app.get('/shown', { websocket: true, schema: { hide: false } as object }, () => {});
+    app.route({ method: 'GET', url: '/both', handler: async () => 'http', wsHandler: () => {} });
+    await app.ready();
+    expect(Object.fromEntries(hidden)).toEqual({
+      '/ws': true,
+      '/shown': false,
+      '/both': undefined,
+    });
+  });
+
   it("answers an upgrade to an unknown path with Fastify's 404 and closes the connection", async () => {
     const app = await createApp();
     app.get('/ws', { websocket: true }, () => {});
@@ -287,14 +363,38 @@ describe('WebSocket handlers', () => {
     expect((logged[0] as { err: Error }).err.message).toBe('handler bug');
   });
 
-  it('closes with 1011 when an async handler rejects', async () => {
+  it('closes with 1011 when an async handler rejects, and logs the error', async () => {
+    const logged: unknown[] = [];
     const app = await createApp();
-    app.get('/rejects', { websocket: true }, async () => {
+    app.get('/rejects', { websocket: true }, async (_socket, request) => {
+      request.log.error = ((object: unknown) => {
+        logged.push(object);
+      }) as typeof request.log.error;
       await Promise.resolve();
       throw new Error('async bug');
     });
     const url = await listen(app);
-    expect((await closed(await connect(`${url}/rejects`))).code).toBe(1011);
+    expect(await closed(await connect(`${url}/rejects`))).toEqual({
+      code: 1011,
+      reason: 'Internal server error',
+    });
+    expect((logged[0] as { err: Error }).err.message).toBe('async bug');
+  });
+
+  it('gives the error handler the hijacked reply as fourth argument, as @fastify/websocket does', async () => {
+    const seen = deferred<boolean>();
+    const app = await createApp({
+      errorHandler(_error, socket, request, reply) {
+        seen.resolve(reply.request === request && reply.sent);
+        socket.close(4000);
+      },
+    });
+    app.get('/x', { websocket: true }, () => {
+      throw new Error('handler bug');
+    });
+    const url = await listen(app);
+    expect((await closed(await connect(`${url}/x`))).code).toBe(4000);
+    expect(await seen.promise).toBe(true);
   });
 
   it("hands handler errors to the plugin's errorHandler, and to a route's wsErrorHandler first", async () => {

@@ -1,7 +1,23 @@
+import type {} from '@fastify/session';
 import type { RawData, WebSocket, WebSocketServer } from '@weft/core';
-import Fastify, { type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { describe, expectTypeOf, it } from 'vitest';
-import weft, { type WebSocketRoute, type WeftHelpers } from '../src/index.js';
+import weft, {
+  type InvalidMessageError,
+  type WebSocketHandler,
+  type WebSocketRoute,
+  type WebsocketHandler,
+  type WebsocketPluginOptions,
+  type WeftHelpers,
+  type WeftPluginOptions,
+} from '../src/index.js';
+
+// A session shape, as an app declares it for @fastify/session (session.test.ts adds the same).
+declare module 'fastify' {
+  interface Session {
+    userId?: string;
+  }
+}
 
 // These checks run in `tsc` (the package typecheck); at run time they only register routes.
 describe('types', () => {
@@ -76,6 +92,47 @@ describe('types', () => {
       return reply.send({ q: request.query.q });
     });
     app.get('/http-opts', { schema: { querystring: { type: 'object' } } }, async () => 'ok');
+
+    app.get<{ Params: { id: string } }>('/session/:id', { websocket: true }, (socket, request) => {
+      // Through @fastify/session's declaration merging and the app's own Session interface.
+      expectTypeOf(request.session.userId).toEqualTypeOf<string | undefined>();
+      expectTypeOf(request.params.id).toEqualTypeOf<string>();
+      // @ts-expect-error: the route's params are typed, an undeclared one is an error
+      request.params.other;
+      socket.send(`${request.session.userId}`);
+    });
+
+    // The plugin options, with @fastify/websocket's shapes of errorHandler and preClose.
+    const options: WeftPluginOptions = {
+      errorHandler(error, socket, request, reply) {
+        expectTypeOf(this).toEqualTypeOf<FastifyInstance>();
+        expectTypeOf(error).toEqualTypeOf<Error>();
+        expectTypeOf(socket).toEqualTypeOf<WebSocket>();
+        expectTypeOf(request).toEqualTypeOf<FastifyRequest>();
+        expectTypeOf(reply).toEqualTypeOf<FastifyReply>();
+        if ((error as InvalidMessageError).code === 'WEFT_ERR_INVALID_MESSAGE') socket.close(1007);
+      },
+      preClose(done) {
+        expectTypeOf(this.websocketServer).toEqualTypeOf<WebSocketServer>();
+        done();
+      },
+    };
+    const asyncPreClose: WeftPluginOptions = {
+      async preClose() {
+        for (const socket of this.websocketServer.clients) socket.close(1001);
+      },
+    };
+    expectTypeOf<WebsocketPluginOptions>().toEqualTypeOf<WeftPluginOptions>();
+    expectTypeOf<WebsocketHandler>().toEqualTypeOf<WebSocketHandler>();
+    void options;
+    void asyncPreClose;
+
+    // injectWS with @fastify/websocket's third argument.
+    expectTypeOf(app.injectWS)
+      .parameter(2)
+      .toEqualTypeOf<
+        { onInit?: (client: WebSocket) => void; onOpen?: (client: WebSocket) => void } | undefined
+      >();
 
     expectTypeOf(app.websocketServer).toEqualTypeOf<WebSocketServer>();
     expectTypeOf(app.weft.broadcast).returns.toEqualTypeOf<number>();
