@@ -34,7 +34,8 @@ const LOGGED_OUT = 4001;
 const app = express();
 const server = http.createServer(app);
 // Browsers send cookies with cross-site WebSocket handshakes; weft's default origin policy
-// ('same-host') refuses those with 403 before the session is even looked up.
+// ('same-host') refuses those with 403 before the WebSocket route's middleware runs, so no
+// socket ever opens with a visitor's session from another site's page.
 const w = weft(app, server, {
   options: { maxPayload: 16 * 1024 },
   // A laptop that sleeps never sends a close frame; pings find it within a minute.

@@ -2,6 +2,7 @@ import type { WebSocket } from '@weft/core';
 import type {
   ErrorRequestHandler,
   ParamsDictionary,
+  PathParams,
   Request,
   RequestHandler,
   RouteParameters,
@@ -22,9 +23,10 @@ export type WebSocketHandler<P = ParamsDictionary> = (
 export type WebSocketMiddleware<P = ParamsDictionary> = RequestHandler<P> | ErrorRequestHandler<P>;
 
 /**
- * `app.ws(path, ...middleware, handler)` / `router.ws(...)`. `path` is an Express path string
- * (or an array of them), with the same parameters as `app.get()`; they are typed on `req.params`.
- * Middleware may come in arrays. Returns the app or router, for chaining.
+ * `app.ws(path, ...middleware, handler)` / `router.ws(...)`. `path` is what `app.get()` takes:
+ * an Express path string, a regular expression, or an array of them. The parameters of a path
+ * string are typed on `req.params`. Middleware may come in arrays. Returns the app or router,
+ * for chaining.
  */
 export interface WebSocketRouteMatcher<T> {
   // Plain middleware first: one signature type, so inline `(req, res, next) => ...` gets typed.
@@ -38,6 +40,21 @@ export interface WebSocketRouteMatcher<T> {
   // With error-handling middleware (four parameters, typed by the caller) among them.
   <Route extends string, P = RouteParameters<Route>>(
     path: Route | readonly Route[],
+    ...handlers: [
+      ...middleware: Array<WebSocketMiddleware<P> | WebSocketMiddleware<P>[]>,
+      handler: WebSocketHandler<P>,
+    ]
+  ): T;
+  // Regular expressions and mixed arrays: parameters are not known from the type.
+  <P = ParamsDictionary>(
+    path: PathParams,
+    ...handlers: [
+      ...middleware: Array<RequestHandler<P> | RequestHandler<P>[]>,
+      handler: WebSocketHandler<P>,
+    ]
+  ): T;
+  <P = ParamsDictionary>(
+    path: PathParams,
     ...handlers: [
       ...middleware: Array<WebSocketMiddleware<P> | WebSocketMiddleware<P>[]>,
       handler: WebSocketHandler<P>,

@@ -16,13 +16,14 @@ export {
   type WeftExpress,
   weft,
 } from './integration.js';
-export { WEBSOCKET_SUFFIX } from './internal-url.js';
 export type {
+  OriginOption,
   WebSocketServerOptions,
   WeftCloseOptions,
   WeftErrorContext,
   WeftExpressOptions,
 } from './options.js';
+export { OriginNotAllowedError } from './origin.js';
 export { isWebSocketRequest } from './upgrade.js';
 
 import { weft } from './integration.js';

@@ -15,9 +15,9 @@ import {
 } from '@weft/core';
 import type { Application, Request } from 'express';
 import { type InjectOptions, injectClient } from './inject.js';
-import { normalizeRoutePath } from './internal-url.js';
 import {
   DEFAULT_UPGRADE_TIMEOUT,
+  type OriginOption,
   validateOptions,
   type WeftCloseOptions,
   type WeftErrorContext,
@@ -25,14 +25,16 @@ import {
 } from './options.js';
 import { closeAfterWrite, writeRawResponse } from './respond.js';
 import {
+  applyWs,
   type ConnectionHandler,
   type ConnectionOwner,
   installRouterWs,
-  isThenable,
   type RoutedRequest,
   ws,
 } from './route.js';
+import { normalizeRoutePath } from './route-name.js';
 import { type DispatchTarget, PendingUpgrade, type UpgradeOwner } from './upgrade.js';
+import { isThenable } from './util.js';
 
 /** An HTTP or HTTPS server whose upgrades an integration handles. */
 export type HttpServer = http.Server | https.Server;
@@ -43,7 +45,7 @@ export interface RouteBroadcastOptions extends BroadcastOptions {
    * Only the clients of this WebSocket route (see `clients(route)`); every client when left
    * out.
    */
-  route?: string;
+  route?: string | RegExp;
 }
 
 /** What `weft(app, server?, options?)` returns. */
@@ -58,12 +60,20 @@ export interface WeftExpress {
    */
   attach(server: HttpServer): this;
   /**
+   * Adds `ws()` to one more router, as express-ws's `applyTo`. Only needed for a router whose
+   * prototype `weft()` could not reach (one from another copy of Express): every Router of the
+   * app's Express copy has `ws()` already.
+   */
+  applyTo(router: object): void;
+  /**
    * The open connections of one WebSocket route, or all of them. A route is named by its full
    * path as registered: the path given to `app.ws()`, or for `router.ws()` the mount path as
    * matched (`req.baseUrl`) followed by the router's path, without a trailing slash
-   * (`'/chat'`, `'/rooms/:room'`, `'/api/feed'`). The set is a snapshot.
+   * (`'/chat'`, `'/rooms/:room'`, `'/api/feed'`). A route declared with a regular expression
+   * is named by it (`clients(/^\/chat$/)`, or its `String()` after a mount path); one declared
+   * with several paths is listed under each. The set is a snapshot.
    */
-  clients(route?: string): ReadonlySet<WebSocket>;
+  clients(route?: string | RegExp): ReadonlySet<WebSocket>;
   /**
    * Sends one message to every open client, or with `route` to that route's clients, building
    * the frame once (`except`, `filter`, `binary`, `compress` as in the core). Returns how many
@@ -113,7 +123,7 @@ class ExpressIntegration implements WeftExpress, UpgradeOwner, ConnectionOwner {
   readonly app: Application;
   readonly wss: WebSocketServer;
   readonly #express: ExpressApp;
-  readonly #origins: OriginPolicy;
+  readonly #origins: OriginOption;
   readonly #upgradeTimeout: number;
   readonly #onError: (error: unknown, context: WeftErrorContext) => void;
   readonly #shouldHandle: ((req: IncomingMessage) => boolean) | undefined;
@@ -194,15 +204,26 @@ class ExpressIntegration implements WeftExpress, UpgradeOwner, ConnectionOwner {
     return this;
   }
 
-  clients(route?: string): ReadonlySet<WebSocket> {
+  applyTo(router: object): void {
+    applyWs(router);
+  }
+
+  clients(route?: string | RegExp): ReadonlySet<WebSocket> {
     if (route === undefined) return new Set(this.wss.clients);
-    return new Set(this.#routes.get(normalizeRoutePath(route)));
+    return new Set(this.#members(route));
+  }
+
+  /** A route's open connections, by its name (see `clients`). */
+  #members(route: string | RegExp): Set<WebSocket> | undefined {
+    if (typeof route !== 'string') return this.#routes.get(String(route));
+    // The name of a regular-expression route after a mount path is taken as given.
+    return this.#routes.get(route) ?? this.#routes.get(normalizeRoutePath(route));
   }
 
   broadcast(data: SendableData, options: RouteBroadcastOptions = {}): number {
     const { route, ...rest } = options;
     if (route === undefined) return this.wss.broadcast(data, rest);
-    const members = this.#routes.get(normalizeRoutePath(route));
+    const members = this.#members(route);
     if (members === undefined) return 0;
     const filter = rest.filter;
     return this.wss.broadcast(data, {
@@ -243,6 +264,12 @@ class ExpressIntegration implements WeftExpress, UpgradeOwner, ConnectionOwner {
 
   settled(upgrade: PendingUpgrade): void {
     this.#pending.delete(upgrade);
+  }
+
+  checkOrigin(req: IncomingMessage): boolean | PromiseLike<boolean> {
+    // The core's check, so every entry point decides alike; a function policy is handed the
+    // Express request, which `req` is by now.
+    return checkOrigin(req, this.#origins as OriginPolicy);
   }
 
   report(error: unknown, context: WeftErrorContext): void {
@@ -309,24 +336,8 @@ class ExpressIntegration implements WeftExpress, UpgradeOwner, ConnectionOwner {
       upgrade.refuse(405, undefined, { Allow: 'GET' });
       return;
     }
-    // Cross-site WebSocket hijacking is refused before any app code (a session lookup, say)
-    // runs on the attacker's behalf.
-    const app = this.#express as DispatchTarget;
-    const decide = (allowed: boolean): void => {
-      if (allowed) upgrade.dispatch(app);
-      else upgrade.refuse(403, 'Origin not allowed');
-    };
-    const failed = (error: unknown): void => {
-      this.report(error, { phase: 'origin', req });
-      upgrade.refuse(500, 'The origin check failed');
-    };
-    try {
-      const allowed = checkOrigin(req, this.#origins);
-      if (typeof allowed === 'boolean') decide(allowed);
-      else allowed.then(decide, failed);
-    } catch (error) {
-      failed(error);
-    }
+    // The origin policy is applied by the WebSocket route (see PendingUpgrade.checkOrigin).
+    upgrade.dispatch(this.#express as DispatchTarget);
   }
 
   /**

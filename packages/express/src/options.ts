@@ -1,11 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type {
-  HeartbeatOptions,
-  OriginPolicy,
-  PubSubAdapter,
-  ServerOptions,
-  WebSocket,
-} from '@weft/core';
+import type { HeartbeatOptions, PubSubAdapter, ServerOptions, WebSocket } from '@weft/core';
 import type { Request } from 'express';
 
 /**
@@ -20,18 +14,36 @@ export type WebSocketServerOptions = Omit<
 >;
 
 /**
+ * Which browser origins may open a WebSocket (cross-site WebSocket hijacking protection), as
+ * in @weft/fastify and the core's `OriginPolicy`:
+ * - `'same-host'` (the default): the Origin's host and port must be the request's `Host`;
+ * - `'*'`: any origin;
+ * - a list of origins such as `'https://app.example'` (`'https://*.example.com'` matches the
+ *   subdomains, `'null'` the opaque origin);
+ * - a function, given the origin and the Express request (with `req.session`, `req.user` and
+ *   whatever the app-level middleware set), returning or resolving to `true` to allow.
+ *
+ * A handshake without an Origin header (not from a browser) is always allowed.
+ */
+export type OriginOption =
+  | '*'
+  | 'same-host'
+  | readonly string[]
+  | ((origin: string, req: Request) => boolean | Promise<boolean>);
+
+/**
  * Where an error reported to `onError` came from:
  * - `'handler'`: a WebSocket route handler threw or rejected (the socket was closed with 1011);
- * - `'middleware'`: an error passed to `next(err)` reached the end of the app with no error
- *   handler answering it (the client got its status, or 500);
- * - `'origin'`: an `origins` function threw or rejected (the client got 500);
+ * - `'middleware'`: an error passed to `next(err)` (a refused origin, a failed `origins`
+ *   function included) reached the end of the app with no error handler answering it (the
+ *   client got its status, or 500), or a middleware answered an upgrade with a success status
+ *   before it reached a WebSocket route (a page or a static file for a WebSocket client);
  * - `'server'`: the core WebSocketServer reported one (a `verifyClient` that threw, a pub/sub
  *   adapter failure).
  */
 export type WeftErrorContext =
   | { readonly phase: 'handler'; readonly req: Request; readonly socket: WebSocket }
   | { readonly phase: 'middleware'; readonly req: Request }
-  | { readonly phase: 'origin'; readonly req: IncomingMessage }
   | { readonly phase: 'server'; readonly error: unknown };
 
 /** Options of `weft(app, server?, options?)`. */
@@ -39,12 +51,13 @@ export interface WeftExpressOptions {
   /** Options of the core WebSocketServer behind every route (see `WebSocketServerOptions`). */
   options?: WebSocketServerOptions;
   /**
-   * Browser origins allowed to open a WebSocket (`OriginPolicy` from `@weft/core`); others get
-   * 403 before any middleware runs. Default `'same-host'`: the Origin must match the Host
-   * header. A request without an Origin (a non-browser client) is always allowed. `'*'` turns
-   * the check off.
+   * Browser origins allowed to open a WebSocket (see `OriginOption`). The check is the
+   * WebSocket route's first step, after the app-level middleware and before the route's own;
+   * a refused origin is passed to `next()` as an `OriginNotAllowedError` (403). Default
+   * `'same-host'`: the Origin must match the Host header. A request without an Origin (a
+   * non-browser client) is always allowed. `'*'` turns the check off.
    */
-  origins?: OriginPolicy;
+  origins?: OriginOption;
   /** Ping every client every `interval` ms and terminate those that stay silent (core heartbeat). */
   heartbeat?: HeartbeatOptions;
   /** Carries `publish()` to other processes (for example `@weft/redis`); in-memory by default. */

@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WebSocket } from '@weft/core';
-import { fromInternalUrl, internalRoutePath, normalizeRoutePath } from './internal-url.js';
+import { markWebSocketRoute, patchLayerClass } from './layers.js';
+import { flattenPaths, type RoutePath, routeName } from './route-name.js';
 import { type PendingUpgrade, upgradeOf } from './upgrade.js';
+import { isThenable } from './util.js';
 
 type Next = (error?: unknown) => void;
 /** A request as Express routes it (both majors set these). */
@@ -31,25 +33,22 @@ export interface ConnectionOwner {
   ): void;
 }
 
-/** Anything with Express's `get(path, ...handlers)`: an app or a Router, Express 4 or 5. */
-interface RouteTarget {
-  get(path: string | string[], ...handlers: RouteLayer[]): unknown;
+/** An Express Route, as `ws()` uses it (Express 4 and 5). */
+interface ExpressRoute {
+  get(handler: RouteLayer): unknown;
+  stack?: unknown;
 }
 
-/** A promise, or anything awaiting would treat as one. */
-export function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
+/** Anything with Express's `route(path)`: an app or a Router, Express 4 or 5. */
+interface RouteTarget {
+  route(path: RoutePath): ExpressRoute;
 }
 
 /**
  * `app.ws(path, ...middleware, handler)` and `router.ws(...)`: one function for both, since
- * an app and a Router share `get()`. It registers a GET route on the path plus the internal
- * marker, so only upgrade requests (whose URL carries the marker while they are routed) reach
- * it.
+ * an app and a Router share `route()`. It declares a GET route on `path`, as `app.get()` would,
+ * whose handler passes plain requests on (`next('route')`) and takes upgrades. The request is
+ * never rewritten: every middleware sees the URL the client asked for.
  */
 export function ws(this: RouteTarget, path: unknown, ...handlers: unknown[]): RouteTarget {
   const paths = routePaths(path);
@@ -59,52 +58,64 @@ export function ws(this: RouteTarget, path: unknown, ...handlers: unknown[]): Ro
       'ws(path, ...middleware, handler) takes functions after the path, the last one being the WebSocket handler',
     );
   }
+  if (typeof this?.route !== 'function') {
+    throw new TypeError('ws() must be called on an Express app or Router');
+  }
   const handler = functions.pop() as ConnectionHandler;
-  const internal = paths.map(internalRoutePath);
-  this.get(
-    typeof path === 'string' ? (internal[0] as string) : internal,
-    webSocketRoute(paths, functions as Middleware[], handler),
-  );
+  const route = this.route(path as RoutePath);
+  route.get(webSocketRoute(paths, functions as Middleware[], handler));
+  // A router of another copy of Express (given to applyTo()) has a Layer class of its own.
+  const stack = route.stack;
+  if (Array.isArray(stack) && stack.length > 0) {
+    patchLayerClass(Object.getPrototypeOf(stack[stack.length - 1]) as object);
+  }
   return this;
 }
 
-function routePaths(path: unknown): string[] {
-  if (typeof path === 'string') return [path];
-  if (Array.isArray(path) && path.length > 0 && path.every((item) => typeof item === 'string')) {
-    return path;
-  }
-  throw new TypeError(
-    'ws() takes a path string (or an array of them) first; regular expressions are not supported',
+function isRoutePath(path: unknown): path is RoutePath {
+  return (
+    typeof path === 'string' ||
+    path instanceof RegExp ||
+    (Array.isArray(path) && path.length > 0 && path.every(isRoutePath))
   );
 }
 
+function routePaths(path: unknown): Array<string | RegExp> {
+  if (!isRoutePath(path)) {
+    throw new TypeError(
+      'ws() takes a path first: a string, a regular expression, or an array of them',
+    );
+  }
+  return flattenPaths(path);
+}
+
 function webSocketRoute(
-  paths: readonly string[],
+  paths: ReadonlyArray<string | RegExp>,
   stack: readonly Middleware[],
   handler: ConnectionHandler,
 ): RouteLayer {
-  return function webSocketRoute(req, res, next) {
+  return markWebSocketRoute(function webSocketRoute(req, res, next) {
     const upgrade = upgradeOf(req);
     if (upgrade === undefined) {
-      // A plain GET of the internal path: this route is not for it.
+      // A plain GET or HEAD of the path: an HTTP route declared after this one may serve it.
       next('route');
       return;
     }
-    // The route's own middleware and handler see the URL the client asked for; the marker is
-    // put back if the request leaves the route, so routing goes on as it started.
-    const routedUrl = req.url;
-    req.url = fromInternalUrl(routedUrl ?? '/', upgrade.slashes);
-    const leave: Next = (error) => {
-      req.url = routedUrl;
-      next(error);
-    };
-    runStack(stack, req, res, upgrade, leave, () => {
-      const base = req.baseUrl ?? '';
-      const routes = paths.map((path) => normalizeRoutePath(`${base}${path}`));
-      const owner = upgrade.owner as unknown as ConnectionOwner;
-      upgrade.handOff(req, (socket) => owner.opened(socket, req, routes, handler));
+    // Answered already (a timeout while an earlier middleware held the request).
+    if (!upgrade.pending) return;
+    upgrade.checkOrigin(req, (refusal) => {
+      if (refusal !== undefined) {
+        next(refusal);
+        return;
+      }
+      runStack(stack, req, res, upgrade, next, () => {
+        const base = req.baseUrl ?? '';
+        const names = paths.map((path) => routeName(base, path));
+        const owner = upgrade.owner as unknown as ConnectionOwner;
+        upgrade.handOff(req, (socket) => owner.opened(socket, req, names, handler));
+      });
     });
-  };
+  });
 }
 
 /**
@@ -164,8 +175,9 @@ interface ExpressInternals {
 
 /**
  * Gives every Router of the app's Express copy a `ws` method, as `app.ws` (express-ws does
- * the same): routers created before and after `weft()` get it, and the method needs no
- * reference to the integration, since each upgrade request carries its own.
+ * the same), and makes its HTTP routes pass over upgrades (see `patchLayerClass`): routers
+ * created before and after `weft()` get both, and the method needs no reference to the
+ * integration, since each upgrade request carries its own.
  */
 export function installRouterWs(app: ExpressInternals): void {
   const router = appRouter(app);
@@ -174,8 +186,36 @@ export function installRouterWs(app: ExpressInternals): void {
   if (proto === null) {
     throw new TypeError('weft(app): app is not an Express application (no Router found)');
   }
+  patchLayerClass(layerClassOf(proto));
   if (Object.hasOwn(proto, 'ws')) return;
   Object.defineProperty(proto, 'ws', { value: ws, writable: true, configurable: true });
+}
+
+/**
+ * Adds `ws` to one router-like object (express-ws's `applyTo`): a router whose prototype
+ * `weft()` did not reach, such as one from another copy of Express.
+ */
+export function applyWs(target: object): void {
+  if (typeof (target as Partial<RouteTarget>).route !== 'function') {
+    throw new TypeError('applyTo(router) takes an Express Router (an object with route(path))');
+  }
+  Object.defineProperty(target, 'ws', { value: ws, writable: true, configurable: true });
+}
+
+/**
+ * The class of the router's layers, from a route declared on a detached object that inherits
+ * the router's methods (`route()` only pushes a layer onto `this.stack`): the app's own router
+ * is left as it was.
+ */
+function layerClassOf(routerPrototype: object): object {
+  const scratch = Object.create(routerPrototype) as { stack: unknown[] };
+  scratch.stack = [];
+  Reflect.apply(Reflect.get(routerPrototype, 'route') as () => unknown, scratch, ['/']);
+  const layer = scratch.stack[0];
+  if (typeof layer !== 'object' || layer === null) {
+    throw new TypeError('weft(app): unsupported Express router (route() added no layer)');
+  }
+  return Object.getPrototypeOf(layer) as object;
 }
 
 function appRouter(app: ExpressInternals): object {

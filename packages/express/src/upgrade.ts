@@ -6,11 +6,12 @@ import {
 } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { WebSocket, WebSocketServer } from '@weft/core';
+import { requestOrigin, type WebSocket, type WebSocketServer } from '@weft/core';
 import type { Request } from 'express';
-import { toInternalUrl, trailingSlashes } from './internal-url.js';
 import type { WeftErrorContext } from './options.js';
+import { OriginNotAllowedError } from './origin.js';
 import { closeAfterWrite, writeRawResponse } from './respond.js';
+import { isThenable } from './util.js';
 
 /**
  * Marks a request as a WebSocket upgrade in flight. `Symbol.for`, so the ESM and CommonJS
@@ -24,6 +25,8 @@ export interface UpgradeOwner {
   /** The upgrade left the pending state (answered, upgraded, timed out or abandoned). */
   settled(upgrade: PendingUpgrade): void;
   report(error: unknown, context: WeftErrorContext): void;
+  /** The origin policy's verdict on `req` (an Express request by then); true allows. */
+  checkOrigin(req: IncomingMessage): boolean | PromiseLike<boolean>;
 }
 
 /** The callable part of an Express app (4 and 5): `app(req, res, done)`. */
@@ -36,7 +39,6 @@ export type DispatchTarget = (
 type State = 'checking' | 'routing' | 'answered' | 'upgrading' | 'gone';
 
 interface MarkedRequest extends IncomingMessage {
-  originalUrl?: string;
   [kUpgrade]?: PendingUpgrade;
 }
 
@@ -65,7 +67,9 @@ export class PendingUpgrade {
   readonly socket: Duplex;
   readonly head: Buffer;
   readonly owner: UpgradeOwner;
-  #slashes = '';
+  #originAllowed = false;
+  /** A WebSocket route took the request: what its middleware answers is deliberate. */
+  #reachedRoute = false;
   #state: State = 'checking';
   #response: ServerResponse | null = null;
   #timer: NodeJS.Timeout | null = null;
@@ -78,6 +82,8 @@ export class PendingUpgrade {
   readonly #onResponseFinish = (): void => {
     // A middleware (or the final handler) answered over HTTP: no WebSocket, and the socket
     // must not stay open waiting for a second request that will never be read.
+    const status = this.#response?.statusCode ?? 0;
+    if (!this.#reachedRoute && (status < 300 || status === 304)) this.#reportPageAnswer(status);
     this.#leave('answered');
     this.#detachResponse();
     this.#endSocket();
@@ -97,11 +103,6 @@ export class PendingUpgrade {
     socket.on('error', this.#onSocketError);
     socket.once('close', this.#onSocketClose);
     if (timeout > 0) this.#timer = setTimeout(() => this.#timedOut(), timeout);
-  }
-
-  /** Trailing slashes of the requested path, which routing goes without. */
-  get slashes(): string {
-    return this.#slashes;
   }
 
   /** Still deciding: no answer sent, not handed to the WebSocket server. */
@@ -137,15 +138,50 @@ export class PendingUpgrade {
     res.assignSocket(this.socket as Socket);
     res.once('finish', this.#onResponseFinish);
     this.#response = res;
-    // Express keeps an originalUrl it finds, so the marker stays out of it.
-    req.originalUrl = req.url ?? '/';
-    this.#slashes = trailingSlashes(req.originalUrl);
-    req.url = toInternalUrl(req.originalUrl);
     Object.defineProperty(req, kUpgrade, { value: this, configurable: true });
     try {
       app(req, res, (error) => this.#finalHandler(error));
     } catch (error) {
       this.#finalHandler(error);
+    }
+  }
+
+  /**
+   * Applies the origin policy, as the WebSocket route's first step: after the app-level
+   * middleware (a policy function can read `req.session`), before the route's own (a refused
+   * page costs no auth lookup), as in @weft/fastify. `done()` to go on, `done(error)` with an
+   * `OriginNotAllowedError` (403) or the policy's own failure, for Express's error handlers.
+   * A `next('route')` to another WebSocket route does not ask twice.
+   */
+  checkOrigin(req: IncomingMessage, done: (error?: unknown) => void): void {
+    this.#reachedRoute = true;
+    if (this.#originAllowed) {
+      done();
+      return;
+    }
+    const decide = (allowed: unknown): void => {
+      if (!this.pending) return;
+      // Only a literal true allows: a policy returning something else by mistake refuses.
+      if (allowed === true) {
+        this.#originAllowed = true;
+        done();
+      } else {
+        done(new OriginNotAllowedError(requestOrigin(req) ?? ''));
+      }
+    };
+    let verdict: boolean | PromiseLike<boolean>;
+    try {
+      verdict = this.owner.checkOrigin(req);
+    } catch (error) {
+      done(error ?? new Error('The origin policy threw a nullish value'));
+      return;
+    }
+    if (isThenable(verdict)) {
+      verdict.then(decide, (error: unknown) => {
+        if (this.pending) done(error ?? new Error('The origin policy rejected'));
+      });
+    } else {
+      decide(verdict);
     }
   }
 
@@ -164,11 +200,17 @@ export class PendingUpgrade {
       this.#endSocket();
       return false;
     }
+    const res = this.#response;
     this.#leave('upgrading');
     this.#detachResponse();
     this.socket.removeListener('error', this.#onSocketError);
     try {
-      this.owner.wss.handleUpgrade(req, this.socket, this.head, (socket) => open(socket));
+      this.owner.wss.handleUpgrade(req, this.socket, this.head, (socket) => {
+        // What the socket was answered, for access loggers that log when the connection ends
+        // (on-finished sees its close) and read the status from the response.
+        if (res !== null) res.statusCode = 101;
+        open(socket);
+      });
     } catch (error) {
       this.socket.destroy();
       this.owner.report(error, { phase: 'server', error });
@@ -205,6 +247,21 @@ export class PendingUpgrade {
     res.setHeader('Content-Type', 'text/plain; charset=utf-8');
     res.setHeader('Content-Length', Buffer.byteLength(answer.message));
     res.end(answer.message);
+  }
+
+  /**
+   * A success status answering an upgrade is never what the app meant: a WebSocket client
+   * fails on anything but 101. It comes from middleware that serves GET requests and ran
+   * before the WebSocket route (express.static finding an index.html, a catch-all page).
+   */
+  #reportPageAnswer(status: number): void {
+    const req = this.request as Request;
+    this.owner.report(
+      new Error(
+        `A middleware answered the WebSocket upgrade of ${req.originalUrl ?? req.url} with ${status}, so it never reached a WebSocket route: declare the app.ws() route before that middleware (express.static with an index file, a catch-all page), or have it skip upgrades with isWebSocketRequest(req)`,
+      ),
+      { phase: 'middleware', req },
+    );
   }
 
   #timedOut(): void {

@@ -4,7 +4,12 @@
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type WebSocket as CoreWebSocket, WebSocketServer } from '@weft/core';
+import {
+  type WebSocket as CoreWebSocket,
+  MemoryAdapter,
+  type PubSubAdapter,
+  WebSocketServer,
+} from '@weft/core';
 import { describe, expect, it, vi } from 'vitest';
 import {
   InjectRefusedError,
@@ -163,6 +168,44 @@ describe.each(EXPRESS_VERSIONS)('lifecycle (%s)', (_name, express) => {
     expect(await nextMessage(red)).toBe('red news');
     await w.publish('room:blue', 'blue news');
     expect(await nextMessage(blue)).toBe('blue news');
+  });
+
+  it('carries publish() to another app through a shared pubsub adapter', async () => {
+    const adapter = new MemoryAdapter();
+    const subscribe = (app: ReturnType<typeof express>) => {
+      app.ws('/topics/:topic', (socket, req) => {
+        socket.subscribe(req.params.topic);
+        socket.send('subscribed');
+      });
+    };
+    const one = await start(subscribe, { pubsub: adapter });
+    const two = await start(subscribe, { pubsub: adapter });
+    const onOne = await open(`ws://${one.host}/topics/news`);
+    const onTwo = await open(`ws://${two.host}/topics/news`);
+    await nextMessage(onOne);
+    await nextMessage(onTwo);
+    await one.w.publish('news', 'from app one');
+    expect(await nextMessage(onOne)).toBe('from app one');
+    expect(await nextMessage(onTwo)).toBe('from app one');
+  });
+
+  it("reports a pubsub adapter's failure to onError as a server error", async () => {
+    const failing: PubSubAdapter = {
+      attach() {},
+      detach() {},
+      subscribe() {},
+      unsubscribe() {},
+      publish: () => Promise.reject(new Error('broker down')),
+    };
+    const { w, errors } = await start(() => {}, { pubsub: failing });
+    await expect(w.publish('news', 'x')).rejects.toThrow('broker down');
+    await within(
+      (async () => {
+        while (errors.length === 0) await new Promise((resolve) => setImmediate(resolve));
+      })(),
+      'the error report',
+    );
+    expect(errors.map(({ context }) => context.phase)).toEqual(['server']);
   });
 
   it('closes with 1011 and reports when a handler throws or rejects', async () => {

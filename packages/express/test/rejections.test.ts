@@ -5,7 +5,12 @@
 import net from 'node:net';
 import type { NextFunction, Request, Response } from 'express';
 import { describe, expect, it, vi } from 'vitest';
-import { type WeftErrorContext, type WeftExpressOptions, weft } from '../src/index.js';
+import {
+  OriginNotAllowedError,
+  type WeftErrorContext,
+  type WeftExpressOptions,
+  weft,
+} from '../src/index.js';
 import {
   deferred,
   EXPRESS_VERSIONS,
@@ -215,22 +220,61 @@ describe.each(EXPRESS_VERSIONS)('rejections (%s)', (_name, express) => {
   });
 
   describe('origin policy', () => {
-    it("refuses a cross-site handshake with 403 by default ('same-host')", async () => {
-      const reached = vi.fn();
-      const { host } = await start((app) => {
+    it("refuses a cross-site handshake with 403 by default ('same-host'), before the route's middleware", async () => {
+      const appLevel = vi.fn();
+      const routeLevel = vi.fn();
+      const { host, errors } = await start((app) => {
         app.use((_req, _res, next) => {
-          reached();
+          appLevel();
           next();
         });
-        app.ws('/chat', (socket) => socket.send('ok'));
+        app.ws(
+          '/chat',
+          (_req, _res, next) => {
+            routeLevel();
+            next();
+          },
+          (socket) => socket.send('ok'),
+        );
       });
       const answer = await refused(`ws://${host}/chat`, { origin: 'https://evil.example' });
       expect(answer.status).toBe(403);
-      expect(answer.body).toBe('Origin not allowed');
-      expect(reached).not.toHaveBeenCalled();
+      expect(answer.body).toBe('Origin not allowed: https://evil.example');
+      // As in @weft/fastify: the app-level middleware ran (a policy function may read the
+      // session it loads), the route's own did not.
+      expect(appLevel).toHaveBeenCalledTimes(1);
+      expect(routeLevel).not.toHaveBeenCalled();
+      expect(errors.map((entry) => entry.error)).toEqual([expect.any(OriginNotAllowedError)]);
       await open(`ws://${host}/chat`, { origin: `http://${host}` });
       await open(`ws://${host}/chat`);
-      expect(reached).toHaveBeenCalledTimes(2);
+      expect(routeLevel).toHaveBeenCalledTimes(2);
+    });
+
+    it("passes the refusal to the app's error handlers, as an OriginNotAllowedError", async () => {
+      const { host, errors } = await start((app) => {
+        app.ws('/chat', (socket) => socket.send('ok'));
+        app.use(
+          (error: OriginNotAllowedError, _req: Request, res: Response, _next: NextFunction) => {
+            res.status(error.statusCode).json({ code: error.code, origin: error.origin });
+          },
+        );
+      });
+      const answer = await refused(`ws://${host}/chat`, { origin: 'https://evil.example' });
+      expect(answer.status).toBe(403);
+      expect(JSON.parse(answer.body)).toEqual({
+        code: 'WEFT_ERR_ORIGIN_NOT_ALLOWED',
+        origin: 'https://evil.example',
+      });
+      expect(errors).toEqual([]);
+    });
+
+    it('lets an unknown path answer 404 whatever the origin', async () => {
+      const { host } = await start((app) => {
+        app.ws('/chat', (socket) => socket.send('ok'));
+      });
+      expect((await refused(`ws://${host}/other`, { origin: 'https://evil.example' })).status).toBe(
+        404,
+      );
     });
 
     it('refuses the opaque origin "null" under same-host', async () => {
@@ -240,14 +284,18 @@ describe.each(EXPRESS_VERSIONS)('rejections (%s)', (_name, express) => {
       expect((await refused(`ws://${host}/chat`, { origin: 'null' })).status).toBe(403);
     });
 
-    it('accepts listed origins only', async () => {
+    it('accepts listed origins only, subdomain wildcards included', async () => {
       const { host } = await start(
         (app) => {
           app.ws('/chat', (socket) => socket.send('ok'));
         },
-        { origins: ['https://app.example'] },
+        { origins: ['https://app.example', 'https://*.corp.example'] },
       );
       await open(`ws://${host}/chat`, { origin: 'https://app.example' });
+      await open(`ws://${host}/chat`, { origin: 'https://eu.corp.example' });
+      expect((await refused(`ws://${host}/chat`, { origin: 'https://corp.example' })).status).toBe(
+        403,
+      );
       expect((await refused(`ws://${host}/chat`, { origin: `http://${host}` })).status).toBe(403);
     });
 
@@ -261,7 +309,37 @@ describe.each(EXPRESS_VERSIONS)('rejections (%s)', (_name, express) => {
       await open(`ws://${host}/chat`, { origin: 'https://anywhere.example' });
     });
 
-    it('answers 500 and reports when an origin function fails', async () => {
+    it('gives a policy function the Express request, after the app-level middleware', async () => {
+      const seen: Array<{ origin: string; tenant: unknown; url: string }> = [];
+      const { host } = await start(
+        (app) => {
+          app.use((req, _res, next) => {
+            (req as Request & { tenant?: string }).tenant = String(req.query.tenant ?? '');
+            next();
+          });
+          app.ws('/chat', (socket) => socket.send('ok'));
+        },
+        {
+          origins: (origin, req) => {
+            const tenant = (req as Request & { tenant?: string }).tenant;
+            seen.push({ origin, tenant, url: req.originalUrl });
+            return origin === `https://${tenant}.example`;
+          },
+        },
+      );
+      await open(`ws://${host}/chat?tenant=acme`, { origin: 'https://acme.example' });
+      expect(
+        (await refused(`ws://${host}/chat?tenant=acme`, { origin: 'https://other.example' }))
+          .status,
+      ).toBe(403);
+      await open(`ws://${host}/chat`);
+      expect(seen).toEqual([
+        { origin: 'https://acme.example', tenant: 'acme', url: '/chat?tenant=acme' },
+        { origin: 'https://other.example', tenant: 'acme', url: '/chat?tenant=acme' },
+      ]);
+    });
+
+    it('answers 500 and reports when an origin function fails; only a literal true allows', async () => {
       const { host, errors } = await start(
         (app) => {
           app.ws('/chat', (socket) => socket.send('ok'));
@@ -269,6 +347,7 @@ describe.each(EXPRESS_VERSIONS)('rejections (%s)', (_name, express) => {
         {
           origins: async (origin) => {
             if (origin === 'https://boom.example') throw new Error('lookup failed');
+            if (origin === 'https://truthy.example') return 'yes' as unknown as boolean;
             return origin === 'https://ok.example';
           },
         },
@@ -277,10 +356,38 @@ describe.each(EXPRESS_VERSIONS)('rejections (%s)', (_name, express) => {
       expect((await refused(`ws://${host}/chat`, { origin: 'https://no.example' })).status).toBe(
         403,
       );
-      expect((await refused(`ws://${host}/chat`, { origin: 'https://boom.example' })).status).toBe(
-        500,
+      expect(
+        (await refused(`ws://${host}/chat`, { origin: 'https://truthy.example' })).status,
+      ).toBe(403);
+      const failed = await refused(`ws://${host}/chat`, { origin: 'https://boom.example' });
+      expect(failed.status).toBe(500);
+      expect(failed.body).toBe('Internal Server Error');
+      expect(errors.map(({ error, context }) => [context.phase, (error as Error).message])).toEqual(
+        [
+          ['middleware', 'Origin not allowed: https://no.example'],
+          ['middleware', 'Origin not allowed: https://truthy.example'],
+          ['middleware', 'lookup failed'],
+        ],
       );
-      expect(errors.map((entry) => entry.context.phase)).toEqual(['origin']);
+    });
+
+    it('asks the policy once when next("route") moves to another WebSocket route', async () => {
+      const policy = vi.fn(async () => true);
+      const { host } = await start(
+        (app) => {
+          app.ws(
+            '/pick',
+            (_req, _res, next) => next('route'),
+            () => {},
+          );
+          app.ws('/pick', (socket) => socket.send('second'));
+        },
+        { origins: policy },
+      );
+      expect(
+        await nextMessage(await open(`ws://${host}/pick`, { origin: 'https://a.example' })),
+      ).toBe('second');
+      expect(policy).toHaveBeenCalledTimes(1);
     });
   });
 

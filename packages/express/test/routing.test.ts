@@ -1,16 +1,13 @@
 // Routing of upgrade requests through Express 4 and 5: app.ws, mounted routers, params,
-// query, the 404 for unknown paths, and plain HTTP left untouched next to WebSocket routes.
+// query, regular-expression and array paths, the 404 for unknown paths, and plain HTTP left
+// untouched next to WebSocket routes.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { weft } from '../src/index.js';
 import {
   EXPRESS_VERSIONS,
   listen,
   nextMessage,
-  onCleanup,
   open,
   rawExchange,
   refused,
@@ -180,24 +177,12 @@ describe.each(EXPRESS_VERSIONS)('routing (%s)', (_name, express) => {
     expect(await nextMessage(await open(`ws://${host}/chat`))).toBe('the chat socket');
   });
 
-  it('keeps express.static from answering upgrades', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'weft-static-'));
-    onCleanup(() => rmSync(root, { recursive: true, force: true }));
-    writeFileSync(join(root, 'index.html'), 'static index');
-    const { host } = await start((app) => {
-      app.use(express.static(root));
-      app.ws('/', (socket) => socket.send('socket at /'));
-    });
-    expect(await (await fetch(`http://${host}/`)).text()).toBe('static index');
-    expect(await nextMessage(await open(`ws://${host}/`))).toBe('socket at /');
-  });
-
-  it('never lets a plain GET reach a WebSocket route, even at the internal path', async () => {
+  it('answers a plain GET of a WebSocket-only path with 404', async () => {
     const { host } = await start((app) => {
       app.ws('/only-ws', (socket) => socket.send('x'));
     });
     expect((await fetch(`http://${host}/only-ws`)).status).toBe(404);
-    expect((await fetch(`http://${host}/only-ws/.websocket`)).status).toBe(404);
+    expect((await fetch(`http://${host}/only-ws`, { method: 'HEAD' })).status).toBe(404);
   });
 
   it('lets a route fall through with next("route") to the next WebSocket route', async () => {
@@ -259,13 +244,83 @@ describe.each(EXPRESS_VERSIONS)('routing (%s)', (_name, express) => {
     const host = await listen(server, w);
     expect((await fetch(`http://${host}/page`)).status).toBe(404);
     expect((await fetch(`http://${host}/page/`)).status).toBe(200);
+    expect(await nextMessage(await open(`ws://${host}/strict/`))).toBe('strict');
+    expect((await refused(`ws://${host}/strict`)).status).toBe(404);
   });
 
-  it('refuses regular-expression paths and missing handlers at declaration time', () => {
+  it('honours case sensitive routing', async () => {
+    const app = express();
+    app.set('case sensitive routing', true);
+    const server = serverFor(app);
+    const w = weft(app, server);
+    app.ws('/Chat', (socket) => socket.send('exact case'));
+    const host = await listen(server, w);
+    expect(await nextMessage(await open(`ws://${host}/Chat`))).toBe('exact case');
+    expect((await refused(`ws://${host}/chat`)).status).toBe(404);
+  });
+
+  it('routes a regular-expression path, with its capture groups in req.params', async () => {
+    const { host, w } = await start((app) => {
+      app.ws(/^\/items\/(\d+)\/?$/, (socket, req) => socket.send(JSON.stringify(req.params)));
+    });
+    const client = await open(`ws://${host}/items/42`);
+    expect(JSON.parse(await nextMessage(client))).toEqual({ 0: '42' });
+    expect(w.clients(/^\/items\/(\d+)\/?$/).size).toBe(1);
+    expect((await refused(`ws://${host}/items/abc`)).status).toBe(404);
+  });
+
+  it('routes an array of paths, strings and regular expressions mixed', async () => {
+    const { host, w } = await start((app) => {
+      app.ws(['/one', /^\/t(w)o$/, '/three/:n'], (socket, req) => socket.send(req.path));
+    });
+    for (const path of ['/one', '/two', '/three/3']) {
+      expect(await nextMessage(await open(`ws://${host}${path}`))).toBe(path);
+    }
+    expect((await refused(`ws://${host}/four`)).status).toBe(404);
+    // One route declared with several paths is listed under each of them.
+    expect(w.clients('/one').size).toBe(3);
+    expect(w.clients(/^\/t(w)o$/).size).toBe(3);
+    expect(w.clients('/three/:n').size).toBe(3);
+  });
+
+  it('routes a regular expression on a mounted router, named after the mount path', async () => {
+    const { host, w } = await start((app) => {
+      const router = express.Router();
+      router.ws(/^\/live$/, (socket, req) => socket.send(`${req.baseUrl} ${req.url}`));
+      app.use('/api', router);
+    });
+    expect(await nextMessage(await open(`ws://${host}/api/live`))).toBe('/api /live');
+    expect(w.clients(`/api${/^\/live$/}`).size).toBe(1);
+  });
+
+  it("accepts this Express major's wildcard syntax", async () => {
+    const wildcard = _name === 'express 5' ? '/files/*path' : '/files/*';
+    const { host } = await start((app) => {
+      app.ws(wildcard, (socket, req) => socket.send(JSON.stringify(req.params)));
+    });
+    const params = JSON.parse(await nextMessage(await open(`ws://${host}/files/a/b.txt`)));
+    expect(params).toEqual(_name === 'express 5' ? { path: ['a', 'b.txt'] } : { 0: 'a/b.txt' });
+  });
+
+  it('refuses a missing path or handler at declaration time', () => {
     const app = express();
     weft(app);
-    expect(() => app.ws(/x/ as unknown as string, () => {})).toThrow(TypeError);
+    expect(() => app.ws(42 as unknown as string, () => {})).toThrow(TypeError);
+    expect(() => app.ws([] as unknown as string, () => {})).toThrow(TypeError);
     expect(() => (app.ws as unknown as (path: string) => unknown)('/x')).toThrow(TypeError);
+    expect(() => app.ws('/x', 'nope' as never)).toThrow(TypeError);
+  });
+
+  it('adds ws() to a router given to applyTo(), as express-ws does', async () => {
+    const { host, w } = await start(() => {});
+    // A router whose prototype weft() did not reach: ws() removed from this one object.
+    const router = express.Router();
+    Object.defineProperty(router, 'ws', { value: undefined, configurable: true, writable: true });
+    w.applyTo(router);
+    router.ws('/applied', (socket) => socket.send('applied'));
+    w.app.use(router);
+    expect(await nextMessage(await open(`ws://${host}/applied`))).toBe('applied');
+    expect(() => w.applyTo({})).toThrow(TypeError);
   });
 });
 

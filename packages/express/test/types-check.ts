@@ -2,10 +2,12 @@
 // typed through declaration merging, route parameters reach req.params, and req.session is
 // typed for express-session users.
 
+import http from 'node:http';
 import type { WebSocket } from '@weft/core';
-import express from 'express';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { ParamsDictionary } from 'express-serve-static-core';
 import session from 'express-session';
-import { type WeftExpress, weft } from '../src/index.js';
+import { OriginNotAllowedError, type OriginOption, type WeftExpress, weft } from '../src/index.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -50,6 +52,46 @@ assertType<Equals<typeof routerChained, typeof router>>();
 
 // @ts-expect-error: a WebSocket route needs a handler after the path.
 app.ws('/nothing');
+// @ts-expect-error: the path comes first.
+app.ws((socket: WebSocket) => socket.close());
+
+// Regular expressions and arrays, as app.get() takes them; params are a plain dictionary.
+app.ws(/^\/items\/(\d+)$/, (socket, req) => {
+  assertType<Equals<typeof req.params, ParamsDictionary>>();
+  socket.send(req.params[0] ?? '');
+});
+app.ws(
+  ['/a', /^\/b$/],
+  (_req, _res, next) => next(),
+  (socket) => socket.close(),
+);
+router.ws(
+  '/typed/:id',
+  (_req: Request<{ id: string }>, _res: Response, next: NextFunction) => next(),
+  (error: Error, _req: Request<{ id: string }>, res: Response, _next: NextFunction) => {
+    res.status(500).send(error.message);
+  },
+  (socket, req) => socket.send(req.params.id),
+);
+
+// The origin policy function gets the Express request, session typed.
+const policy: OriginOption = (origin, req) => {
+  assertType<Equals<typeof req.session.userName, string | undefined>>();
+  return origin === 'https://app.example' && req.session.userName !== undefined;
+};
+weft(express(), http.createServer(), {
+  origins: policy,
+  onError: (error, context) => {
+    if (context.phase === 'handler') context.socket.close();
+    if (context.phase === 'middleware' && error instanceof OriginNotAllowedError) {
+      const code: 'WEFT_ERR_ORIGIN_NOT_ALLOWED' = error.code;
+      void [code, error.origin, context.req.originalUrl];
+    }
+  },
+});
+w.applyTo(express.Router());
+const sockets: ReadonlySet<WebSocket> = w.clients(/^\/items\/(\d+)$/);
+void sockets;
 
 void w.publish('room:1', 'hello');
 const count: number = w.broadcast('hi', { route: '/rooms/:room', binary: false });

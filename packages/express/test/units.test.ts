@@ -1,43 +1,90 @@
-// Unit tests of the small pieces: the internal URL marker, the in-memory socket pair behind
+// Unit tests of the small pieces: route names, the in-memory socket pair behind
 // inject(), and the built package's ESM and CommonJS entry points.
 
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
-import { describe, expect, it } from 'vitest';
-import {
-  fromInternalUrl,
-  internalRoutePath,
-  normalizeRoutePath,
-  toInternalUrl,
-  trailingSlashes,
-} from '../src/internal-url.js';
+import { describe, expect, it, vi } from 'vitest';
+import { markWebSocketRoute, patchLayerClass } from '../src/layers.js';
+import { flattenPaths, normalizeRoutePath, routeName } from '../src/route-name.js';
 import { SocketEnd } from '../src/socket-pair.js';
 import { within } from './helpers.js';
 
-describe('internal URL marker', () => {
-  it('goes before the query string, without trailing slashes', () => {
-    expect(toInternalUrl('/chat')).toBe('/chat/.websocket');
-    expect(toInternalUrl('/chat/?a=1&b=/x/')).toBe('/chat/.websocket?a=1&b=/x/');
-    expect(toInternalUrl('/')).toBe('/.websocket');
-    expect(toInternalUrl('/?q')).toBe('/.websocket?q');
-    expect(internalRoutePath('/rooms/:room/')).toBe('/rooms/:room/.websocket');
-    expect(internalRoutePath('/')).toBe('/.websocket');
-  });
-
-  it('comes off again with the trailing slashes the client sent', () => {
-    for (const url of ['/chat', '/chat/', '/', '/a/b?x=1', '/a/?x=/y/', '//']) {
-      expect(fromInternalUrl(toInternalUrl(url), trailingSlashes(url))).toBe(url);
-    }
-    // Inside a router mounted at the requested path, the router's URL is the marker alone.
-    expect(fromInternalUrl('/.websocket?x=1')).toBe('/?x=1');
-    expect(fromInternalUrl('/no-marker?x=1')).toBe('/no-marker?x=1');
-  });
-
-  it('names routes without query or trailing slash', () => {
+describe('route names', () => {
+  it('drop the query string and trailing slashes of a path', () => {
     expect(normalizeRoutePath('/chat/')).toBe('/chat');
     expect(normalizeRoutePath('/chat?x=1')).toBe('/chat');
     expect(normalizeRoutePath('/')).toBe('/');
     expect(normalizeRoutePath('')).toBe('/');
+  });
+
+  it('put the mount path before the declared path', () => {
+    expect(routeName('', '/chat/')).toBe('/chat');
+    expect(routeName('/api', '/feed')).toBe('/api/feed');
+    expect(routeName('/api', '/')).toBe('/api');
+    expect(routeName('', '/')).toBe('/');
+  });
+
+  it('keep a regular expression as written, after the mount path', () => {
+    expect(routeName('', /^\/chat\/?$/i)).toBe('/^\\/chat\\/?$/i');
+    expect(routeName('/api', /^\/x$/)).toBe('/api/^\\/x$/');
+  });
+
+  it('flatten nested path arrays', () => {
+    const re = /x/;
+    expect(flattenPaths(['/a', ['/b', [re]]])).toEqual(['/a', '/b', re]);
+    expect(flattenPaths('/a')).toEqual(['/a']);
+  });
+});
+
+describe('router Layer patch', () => {
+  /** A stand-in for Express 5's Layer class, recording which handlers it was asked to run. */
+  function layerClass() {
+    const ran: string[] = [];
+    class Layer {
+      constructor(
+        readonly handle: (...args: unknown[]) => void,
+        readonly method?: string,
+      ) {}
+      handleRequest(_req: unknown, _res: unknown, _next: () => void): void {
+        ran.push(`request ${this.handle.name}`);
+      }
+      handleError(_error: unknown, _req: unknown, _res: unknown, _next: () => void): void {
+        ran.push(`error ${this.handle.name}`);
+      }
+    }
+    return { Layer, ran };
+  }
+  // A request marked as an upgrade, as PendingUpgrade.dispatch marks it.
+  const upgrade = Object.defineProperty({}, Symbol.for('weft.express.upgrade'), { value: {} });
+
+  it('skips GET route handlers for upgrades only, and only once patched', () => {
+    const { Layer, ran } = layerClass();
+    patchLayerClass(Layer.prototype);
+    patchLayerClass(Layer.prototype);
+    const next = vi.fn();
+    const page = new Layer(function page() {}, 'get');
+    const middleware = new Layer(function middleware() {});
+    const socketRoute = new Layer(
+      markWebSocketRoute(function socketRoute() {}),
+      'get',
+    );
+    for (const layer of [page, middleware, socketRoute]) {
+      layer.handleRequest(upgrade, {}, next);
+      layer.handleRequest({}, {}, next);
+    }
+    page.handleError(new Error('x'), upgrade, {}, next);
+    expect(ran).toEqual([
+      'request page',
+      'request middleware',
+      'request middleware',
+      'request socketRoute',
+      'request socketRoute',
+    ]);
+    expect(next.mock.calls).toEqual([[], [expect.any(Error)]]);
+  });
+
+  it('refuses a Layer class it does not know', () => {
+    expect(() => patchLayerClass({ dispatch() {} })).toThrow(/unsupported Express router/);
   });
 });
 
@@ -106,7 +153,7 @@ describe('built package', () => {
     for (const api of [esm, cjs]) {
       expect(typeof api.weft).toBe('function');
       expect(typeof api.isWebSocketRequest).toBe('function');
-      expect(api.WEBSOCKET_SUFFIX).toBe('/.websocket');
+      expect(typeof api.OriginNotAllowedError).toBe('function');
       expect(typeof api.InjectRefusedError).toBe('function');
     }
     expect(esm.default).toBe(esm.weft);
