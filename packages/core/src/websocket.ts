@@ -640,7 +640,9 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
 
   /** Both close frames are out (or the connection failed): close the TCP side (§7.1.1). */
   #endSocketIfClosed(): void {
-    if (this.#closeFrameSent && (this.#closeFrameReceived || this.#failed)) this.#socket?.end();
+    const socket = this.#socket;
+    if (socket === null || socket.writableEnded) return;
+    if (this.#closeFrameSent && (this.#closeFrameReceived || this.#failed)) socket.end();
   }
 
   /** Destroys the connection at once, without a closing handshake. */
@@ -1038,9 +1040,12 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   #onSocketEnd(): void {
     // The peer closed its side of TCP: nothing more will arrive.
     if (this.#readyState === ReadyState.OPEN) this.#readyState = ReadyState.CLOSING;
-    this.#socket?.end();
+    const socket = this.#socket;
+    if (socket === null) return;
+    // Ending twice builds (and drops) an error object: most connections ended already.
+    if (!socket.writableEnded) socket.end();
     // Our end() waits for unsent data; a peer that stopped reading would keep it forever.
-    this.#startCloseTimer();
+    if (!socket.writableFinished) this.#startCloseTimer();
   }
 
   #onSocketError(error: Error): void {
