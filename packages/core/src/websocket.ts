@@ -306,7 +306,6 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     this.#maxFragments = clientOptions.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
     this.#skipUTF8Validation = clientOptions.skipUTF8Validation ?? false;
     this.#allowSynchronousEvents = clientOptions.allowSynchronousEvents ?? true;
-    (this as unknown as EventEmitter).on('newListener', WebSocket.#onNewListener);
 
     if (address === null) {
       this.#isServer = true;
@@ -843,14 +842,14 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     else startReading(socket, head);
   }
 
-  #onMessage(fragments: Buffer[], length: number, isBinary: boolean): void {
+  #onMessage(fragments: Buffer | Buffer[], length: number, isBinary: boolean): void {
     let data: RawData;
-    if (!isBinary) data = concatFragments(fragments, length);
-    else if (this.#binaryType === 'nodebuffer') data = concatFragments(fragments, length);
+    if (!isBinary || this.#binaryType === 'nodebuffer') data = concatFragments(fragments, length);
     else if (this.#binaryType === 'arraybuffer')
       data = toArrayBuffer(concatFragments(fragments, length));
-    else if (this.#binaryType === 'blob') data = new Blob(fragments);
-    else data = fragments;
+    else if (this.#binaryType === 'blob')
+      data = new Blob(Buffer.isBuffer(fragments) ? [fragments] : fragments);
+    else data = Buffer.isBuffer(fragments) ? [fragments] : fragments;
 
     if (this.#heldMessages !== null && this.listenerCount('message') > 0) {
       // A listener just arrived and the held messages go out in a microtask: queue behind them.
@@ -889,11 +888,14 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     if (this.#holdingOverflowed) return;
     if (this.#heldBytes + length > HELD_MESSAGES_BYTE_BUDGET) {
       this.#holdingOverflowed = true;
-      this.#heldMessages = null;
-      this.#heldBytes = 0;
+      this.#stopHolding();
       return;
     }
-    this.#heldMessages ??= [];
+    if (this.#heldMessages === null) {
+      this.#heldMessages = [];
+      // Only a connection holding messages watches for its first listener.
+      (this as unknown as EventEmitter).on('newListener', WebSocket.#onNewListener);
+    }
     this.#heldMessages.push([data, isBinary]);
     this.#heldBytes += length;
   }
@@ -916,7 +918,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       this.#ws = ws;
     }
 
-    onMessage(fragments: Buffer[], length: number, isBinary: boolean): void {
+    onMessage(fragments: Buffer | Buffer[], length: number, isBinary: boolean): void {
       const ws = this.#ws;
       ws.#received++;
       ws.#activity++;
@@ -1015,9 +1017,15 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   #releaseHeldMessages(): void {
     const held = this.#heldMessages;
     if (held === null || this.listenerCount('message') === 0) return;
+    this.#stopHolding();
+    for (const [data, isBinary] of held) this.emit('message', data, isBinary);
+  }
+
+  #stopHolding(): void {
+    if (this.#heldMessages === null) return;
     this.#heldMessages = null;
     this.#heldBytes = 0;
-    for (const [data, isBinary] of held) this.emit('message', data, isBinary);
+    (this as unknown as EventEmitter).removeListener('newListener', WebSocket.#onNewListener);
   }
 
   /** "Fail the WebSocket Connection" (RFC 6455 §7.1.7): close frame with `code`, then close TCP. */
