@@ -247,6 +247,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
 
   #socket: Duplex | null = null;
   #receiver: Receiver | null = null;
+  /** Made on the first frame out: a connection that never sends carries none. */
   #sender: Sender | null = null;
   #handshake: ClientHandshake | null = null;
   /** Bytes given to `send` after the connection stopped being open (as `ws` reports them). */
@@ -273,7 +274,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   #hub: TopicHub | undefined;
   #topics: Set<string> | undefined;
   /** Messages that arrived while nobody listened for them (delivered to the first listener). */
-  #heldMessages: Array<[RawData, boolean]> | null = null;
+  #heldMessages: Array<[data: RawData, isBinary: boolean, length: number]> | null = null;
   #heldBytes = 0;
   /** Set once the budget overflowed: from then on unheard messages are dropped. */
   #holdingOverflowed = false;
@@ -359,8 +360,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   /** Bytes accepted by `send` and not yet handed to the operating system. */
   get bufferedAmount(): number {
     const socket = this.#socket;
-    if (socket === null || this.#sender === null) return this.#bufferedAfterClose;
-    return socket.writableLength + this.#sender.queuedBytes + this.#bufferedAfterClose;
+    if (socket === null) return this.#bufferedAfterClose;
+    return socket.writableLength + (this.#sender?.queuedBytes ?? 0) + this.#bufferedAfterClose;
   }
 
   /** Whether reading is paused by `pause()`. */
@@ -396,7 +397,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     const compress = options.compress ?? true;
     const payload = isBlob(data) ? data : toBuffer(data);
     this.#activity++;
-    const flowing = this.#sender!.sendData(payload, { binary, fin, mask, compress }, callback);
+    const flowing = this.#openSender().sendData(payload, { binary, fin, mask, compress }, callback);
     if (!flowing) this.#drainOwed = true;
     return flowing;
   }
@@ -404,8 +405,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   /** Emits the owed 'drain' once neither our queue nor the socket's buffer holds anything back. */
   #maybeDrained(): void {
     const socket = this.#socket;
-    if (!this.#drainOwed || socket === null || this.#sender === null) return;
-    if (this.#sender.queuedBytes > 0 || socket.writableNeedDrain) return;
+    if (!this.#drainOwed || socket === null) return;
+    if ((this.#sender?.queuedBytes ?? 0) > 0 || socket.writableNeedDrain) return;
     this.#drainOwed = false;
     this.emit('drain');
   }
@@ -418,7 +419,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   sendWhole(payload: Buffer, binary: boolean): boolean {
     if (this.#readyState !== ReadyState.OPEN) return false;
     this.#activity++;
-    this.#sender!.sendData(
+    this.#openSender().sendData(
       payload,
       { binary, fin: true, mask: !this.#isServer, compress: true },
       undefined,
@@ -435,7 +436,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   sendFrame(frame: PrebuiltFrame, callback?: WriteCallback): boolean {
     if (this.#readyState !== ReadyState.OPEN) return false;
     this.#activity++;
-    this.#sender!.sendFrame(frame, callback);
+    this.#openSender().sendFrame(frame, callback);
     return true;
   }
 
@@ -554,7 +555,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       this.#refuseAfterClose(payload, callback);
       return;
     }
-    this.#sender!.sendControl(opcode, payload, mask ?? !this.#isServer, callback);
+    this.#openSender().sendControl(opcode, payload, mask ?? !this.#isServer, callback);
   }
 
   #refuseAfterClose(data: SendableData, callback: WriteCallback | undefined): void {
@@ -620,7 +621,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       reason.copy(payload, 2);
     }
     if (this.#socket === null || this.#socket.destroyed) return;
-    this.#sender!.sendControl(Opcode.Close, payload, !this.#isServer, noop);
+    this.#openSender().sendControl(Opcode.Close, payload, !this.#isServer, noop);
     this.#endSocketIfClosed();
     this.#startCloseTimer();
   }
@@ -815,7 +816,6 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       },
       events,
     );
-    this.#sender = new Sender(socket, this.#deflate, events);
 
     const netSocket = socket as Duplex & {
       setNoDelay?: (noDelay: boolean) => void;
@@ -853,7 +853,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
 
     if (this.#heldMessages !== null && this.listenerCount('message') > 0) {
       // A listener just arrived and the held messages go out in a microtask: queue behind them.
-      this.#heldMessages.push([data, isBinary]);
+      this.#heldMessages.push([data, isBinary, length]);
+      this.#heldBytes += length;
       return;
     }
     if (this.listenerCount('message') === 0 && this.#readyState === ReadyState.OPEN) {
@@ -896,8 +897,17 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       // Only a connection holding messages watches for its first listener.
       (this as unknown as EventEmitter).on('newListener', WebSocket.#onNewListener);
     }
-    this.#heldMessages.push([data, isBinary]);
+    this.#heldMessages.push([data, isBinary, length]);
     this.#heldBytes += length;
+  }
+
+  #openSender(): Sender {
+    this.#sender ??= new Sender(
+      this.#socket!,
+      this.#deflate,
+      (this.#socket as OwnedSocket)[OWNER] as ConnectionEvents,
+    );
+    return this.#sender;
   }
 
   /** Counts an automatic pong out; made on the first ping, so idle connections carry none. */
@@ -937,7 +947,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
         ws.#pongFlushed ??= () => {
           ws.#pendingPongs--;
         };
-        ws.#sender!.sendControl(Opcode.Pong, payload, !ws.#isServer, ws.#pongFlushed);
+        ws.#openSender().sendControl(Opcode.Pong, payload, !ws.#isServer, ws.#pongFlushed);
       }
       ws.#emitReceived('ping', payload);
     }
@@ -1014,11 +1024,20 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     }
   };
 
+  /**
+   * Delivers the held messages in order while someone listens: a `once` listener that takes
+   * one and attaches the next listener later leaves the rest held for it, and messages that
+   * arrive meanwhile queue behind them.
+   */
   #releaseHeldMessages(): void {
     const held = this.#heldMessages;
-    if (held === null || this.listenerCount('message') === 0) return;
-    this.#stopHolding();
-    for (const [data, isBinary] of held) this.emit('message', data, isBinary);
+    if (held === null) return;
+    while (held.length > 0 && this.listenerCount('message') > 0) {
+      const [data, isBinary, length] = held.shift()!;
+      this.#heldBytes -= length;
+      this.emit('message', data, isBinary);
+    }
+    if (held.length === 0 && this.#heldMessages === held) this.#stopHolding();
   }
 
   #stopHolding(): void {
