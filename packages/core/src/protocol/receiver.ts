@@ -53,6 +53,14 @@ const INFLATING = 2;
 const STOPPED = 3;
 type ParserState = 0 | 1 | 2 | 3;
 
+/** A big-endian 32-bit integer `at` bytes ahead in the queue. */
+function readUInt32(chunks: ChunkQueue, at: number): number {
+  return (
+    chunks.byteAt(at) * 0x1000000 +
+    ((chunks.byteAt(at + 1) << 16) | (chunks.byteAt(at + 2) << 8) | chunks.byteAt(at + 3))
+  );
+}
+
 /** The longest frame header: 2 bytes, a 64-bit length, a masking key. */
 const MAX_HEADER = 14;
 /** Where a header split across socket chunks is put together; parsing is synchronous. */
@@ -204,52 +212,63 @@ export class Receiver {
     if (chunks.length < 2) return false;
     const b0 = chunks.byteAt(0);
     const b1 = chunks.byteAt(1);
-    const error = this.#headerError(b0, b1);
-    if (error !== null) return this.#fail(error);
+    const headerError = this.#headerError(b0, b1);
+    if (headerError !== null) return this.#fail(headerError);
     const masked = (b1 & 0x80) !== 0;
     const length7 = b1 & 0x7f;
-    const size = 2 + (length7 < 126 ? 0 : length7 === 126 ? 2 : 8) + (masked ? 4 : 0);
-    if (chunks.length < size) return false;
-    let bytes: Buffer;
-    let at: number;
-    if (chunks.contiguous >= size) {
-      bytes = chunks.first;
-      at = chunks.offset;
-      chunks.skip(size);
-    } else {
-      bytes = chunks.copyTo(headerScratch, size);
-      at = 0;
+    const lengthEnd = 2 + (length7 < 126 ? 0 : length7 === 126 ? 2 : 8);
+    if (chunks.length < lengthEnd) return false;
+    let length = length7;
+    if (length7 === 126) {
+      length = (chunks.byteAt(2) << 8) | chunks.byteAt(3);
+    } else if (length7 === 127) {
+      const high = readUInt32(chunks, 2);
+      if (high > 0x7fffffff) {
+        return this.#fail(
+          protocolError(
+            'Invalid payload length: most significant bit set',
+            'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH',
+          ),
+        );
+      }
+      if (high > 0x1fffff) {
+        return this.#fail(
+          new WebSocketProtocolError(
+            'Unsupported WebSocket frame: payload length > 2^53 - 1',
+            'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH',
+            CloseCode.MessageTooBig,
+          ),
+        );
+      }
+      length = high * 2 ** 32 + readUInt32(chunks, 6);
     }
     const opcode = b0 & 0x0f;
+    const size = lengthEnd + (masked ? 4 : 0);
+    if (chunks.length < size) {
+      // A frame over a limit fails as soon as its length is known, before its masking key.
+      if (opcode < Opcode.Close) {
+        const starts = opcode !== Opcode.Continuation;
+        const compressed = starts ? (b0 & 0x40) !== 0 : this.#compressed;
+        const limitError = this.#limitError(length, compressed, starts);
+        if (limitError !== null) return this.#fail(limitError);
+      }
+      return false;
+    }
+    if (chunks.contiguous >= size) {
+      if (masked) this.#maskKey = chunks.first.readInt32BE(chunks.offset + lengthEnd);
+      chunks.skip(size);
+    } else {
+      const header = chunks.copyTo(headerScratch, size);
+      if (masked) this.#maskKey = header.readInt32BE(lengthEnd);
+    }
     this.#fin = (b0 & 0x80) !== 0;
     this.#opcode = opcode;
     this.#masked = masked;
-    if (masked) this.#maskKey = bytes.readInt32BE(at + size - 4);
     if (opcode === Opcode.Text || opcode === Opcode.Binary) {
       this.#messageOpcode = opcode;
       this.#compressed = (b0 & 0x40) !== 0;
     }
-    if (length7 < 126) return this.#haveLength(length7);
-    if (length7 === 126) return this.#haveLength(bytes.readUInt16BE(at + 2));
-    const high = bytes.readUInt32BE(at + 2);
-    if (high > 0x7fffffff) {
-      return this.#fail(
-        protocolError(
-          'Invalid payload length: most significant bit set',
-          'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH',
-        ),
-      );
-    }
-    if (high > 0x1fffff) {
-      return this.#fail(
-        new WebSocketProtocolError(
-          'Unsupported WebSocket frame: payload length > 2^53 - 1',
-          'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH',
-          CloseCode.MessageTooBig,
-        ),
-      );
-    }
-    return this.#haveLength(high * 2 ** 32 + bytes.readUInt32BE(at + 6));
+    return this.#haveLength(length);
   }
 
   /** What is wrong with a frame whose first two bytes are `b0` `b1`, in this state; or null. */
@@ -326,35 +345,40 @@ export class Receiver {
     this.#payloadLength = length;
     this.#remaining = length;
     if (this.#opcode < Opcode.Close) {
-      if (this.#maxFragments > 0 && ++this.#messageFrames > this.#maxFragments) {
-        return this.#fail(
-          new WebSocketProtocolError(
-            `Too many fragments: a message may span at most ${this.#maxFragments} frames`,
-            'WS_ERR_TOO_MANY_FRAGMENTS',
-            CloseCode.MessageTooBig,
-          ),
-        );
-      }
-      // A compressed message is held to maxPayload after inflating; its compressed size gets
-      // a margin for incompressible data, and a bound so empty deflate blocks cannot stream forever.
-      const total = this.#compressed
-        ? this.#compressedLength + length
-        : (this.#message?.length ?? 0) + length;
-      const limit = this.#compressed
-        ? this.#maxPayload + Math.floor(this.#maxPayload / 64) + 1024
-        : this.#maxPayload;
-      if (this.#maxPayload > 0 && total > limit) {
-        return this.#fail(
-          new WebSocketProtocolError(
-            'Max payload size exceeded',
-            'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
-            CloseCode.MessageTooBig,
-          ),
-        );
-      }
+      const error = this.#limitError(length, this.#compressed, false);
+      if (error !== null) return this.#fail(error);
+      this.#messageFrames++;
     }
     this.#state = READ_PAYLOAD;
     return true;
+  }
+
+  /**
+   * What a data frame of `length` bytes would break, or null. `starts`: the frame opens a new
+   * message (not counted in the message state yet).
+   */
+  #limitError(length: number, compressed: boolean, starts: boolean): WebSocketProtocolError | null {
+    const frames = starts ? 1 : this.#messageFrames + 1;
+    if (this.#maxFragments > 0 && frames > this.#maxFragments) {
+      return new WebSocketProtocolError(
+        `Too many fragments: a message may span at most ${this.#maxFragments} frames`,
+        'WS_ERR_TOO_MANY_FRAGMENTS',
+        CloseCode.MessageTooBig,
+      );
+    }
+    if (this.#maxPayload === 0) return null;
+    // A compressed message is held to maxPayload after inflating; its compressed size gets
+    // a margin for incompressible data, and a bound so empty deflate blocks cannot stream forever.
+    const sofar = starts ? 0 : compressed ? this.#compressedLength : (this.#message?.length ?? 0);
+    const limit = compressed
+      ? this.#maxPayload + Math.floor(this.#maxPayload / 64) + 1024
+      : this.#maxPayload;
+    if (sofar + length <= limit) return null;
+    return new WebSocketProtocolError(
+      'Max payload size exceeded',
+      'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
+      CloseCode.MessageTooBig,
+    );
   }
 
   #readDataPayload(): boolean {
