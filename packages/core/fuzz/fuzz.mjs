@@ -751,8 +751,13 @@ function outcomeOf(events) {
 
 function sinkInto(events) {
   return {
-    onMessage: (fragments, length, isBinary) =>
-      events.push({ type: 'message', isBinary, data: Buffer.concat(fragments), length }),
+    onMessage: (data, length, isBinary) =>
+      events.push({
+        type: 'message',
+        isBinary,
+        data: Buffer.concat(Array.isArray(data) ? data : [data]),
+        length,
+      }),
     onPing: (data) => events.push({ type: 'ping', data: Buffer.from(data) }),
     onPong: (data) => events.push({ type: 'pong', data: Buffer.from(data) }),
     onClose: (code, reason) => events.push({ type: 'close', code, reason: Buffer.from(reason) }),

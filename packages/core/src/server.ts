@@ -13,7 +13,11 @@ import {
 } from './extensions/permessage-deflate.js';
 import { acceptKey } from './handshake/accept-key.js';
 import { checkOrigin, type OriginPolicy, requestOrigin } from './handshake/origin.js';
-import { checkUpgradeRequest, rejectHandshake } from './handshake/upgrade-request.js';
+import {
+  checkUpgradeRequest,
+  type HandshakeRequest,
+  rejectHandshake,
+} from './handshake/upgrade-request.js';
 import { type HeartbeatOptions, LivenessMonitor, type TimeoutReason } from './liveness.js';
 import { isBlob, type SendableData, toBuffer } from './protocol/buffers.js';
 import { CloseCode } from './protocol/close-codes.js';
@@ -152,6 +156,16 @@ const RUNNING = 0;
 const CLOSING = 1;
 const CLOSED = 2;
 
+/** An upgrade request that passed the protocol checks, on its way to an answer. */
+interface PendingHandshake<W> {
+  readonly request: IncomingMessage;
+  readonly socket: Duplex;
+  readonly head: Buffer;
+  readonly check: HandshakeRequest;
+  readonly deflate: PerMessageDeflate | undefined;
+  readonly callback: (socket: W, request: IncomingMessage) => void;
+}
+
 /** Upgraded sockets, so a second `handleUpgrade` on one socket is caught. */
 const upgradedSockets = new WeakSet<Duplex>();
 /** weft servers attached to each HTTP server, so an upgrade none of them wants gets one answer. */
@@ -187,6 +201,8 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
   };
   readonly #slowPolicy: SlowConsumerPolicy;
   readonly #liveness: LivenessMonitor;
+  /** One 'close' listener for every tracked client (called with the client as `this`). */
+  readonly #onClientClose: (this: W) => void;
 
   constructor(options: ServerOptions<W>, callback?: () => void) {
     super();
@@ -204,6 +220,10 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     if (typeof options.perMessageDeflate === 'object')
       validateDeflateOptions(options.perMessageDeflate);
     this.clients = new Set();
+    const server = this;
+    this.#onClientClose = function (this: W) {
+      server.#forgetClient(this);
+    };
 
     const slowConsumer = options.slowConsumer ?? 'close';
     this.#slowPolicy = {
@@ -284,6 +304,47 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     head: Buffer,
     callback: (socket: W, request: IncomingMessage) => void,
   ): void {
+    const check = checkUpgradeRequest(request);
+    if (!check.ok) {
+      this.#refuseAtOnce(request, socket, check.status, check.message, check.headers);
+      return;
+    }
+    let deflate: PerMessageDeflate | undefined;
+    try {
+      deflate = this.#negotiateDeflate(request.headers['sec-websocket-extensions']);
+    } catch (error) {
+      this.#refuseAtOnce(
+        request,
+        socket,
+        400,
+        `Invalid or unacceptable Sec-WebSocket-Extensions header: ${(error as Error).message}`,
+      );
+      return;
+    }
+    const handshake: PendingHandshake<W> = { request, socket, head, check, deflate, callback };
+    if (this.options.origins === undefined && this.options.verifyClient === undefined) {
+      // Nothing to decide: no timer, no listeners, no closures for the common handshake.
+      this.#completeUpgrade(handshake);
+      return;
+    }
+    this.#decide(handshake);
+  }
+
+  /** A client error found before any decision: the answer goes out at once. */
+  #refuseAtOnce(
+    request: IncomingMessage,
+    socket: Duplex,
+    status: number,
+    message: string,
+    headers?: OutgoingHttpHeaders,
+  ): void {
+    socket.on('error', destroySocket);
+    this.#refuse(request, socket, status, message, headers, true);
+  }
+
+  /** Runs the origin policy and `verifyClient`, which may answer later, under the timer. */
+  #decide(handshake: PendingHandshake<W>): void {
+    const { request, socket } = handshake;
     socket.on('error', destroySocket);
     // Every path below ends in exactly one of refuse() and accept(); the timer bounds how
     // long a handshake may wait on origin and verifyClient decisions.
@@ -303,13 +364,8 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
       settle();
     };
     socket.once('close', abandon);
-    const refuse = (
-      status: number,
-      message?: string,
-      headers?: OutgoingHttpHeaders,
-      clientError = false,
-    ): void => {
-      if (settle()) this.#refuse(request, socket, status, message, headers, clientError);
+    const refuse = (status: number, message?: string, headers?: OutgoingHttpHeaders): void => {
+      if (settle()) this.#refuse(request, socket, status, message, headers, false);
     };
     const failed = (what: string, error: unknown): void => {
       if (this.listenerCount('error') > 0) {
@@ -317,27 +373,10 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
       }
       refuse(500, `${what} failed`);
     };
-
-    const check = checkUpgradeRequest(request);
-    if (!check.ok) {
-      refuse(check.status, check.message, check.headers, true);
-      return;
-    }
-    let deflate: PerMessageDeflate | undefined;
-    try {
-      deflate = this.#negotiateDeflate(request.headers['sec-websocket-extensions']);
-    } catch (error) {
-      refuse(
-        400,
-        `Invalid or unacceptable Sec-WebSocket-Extensions header: ${(error as Error).message}`,
-        undefined,
-        true,
-      );
-      return;
-    }
     const accept = (): void => {
-      if (settle())
-        this.#completeUpgrade(request, socket, head, check.key, check.protocols, deflate, callback);
+      if (!settle()) return;
+      socket.removeListener('error', destroySocket);
+      this.#completeUpgrade(handshake);
     };
     const verify = (): void => {
       const verifyClient = this.options.verifyClient;
@@ -385,15 +424,19 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     else allowed.then(decide, (error: unknown) => failed('The origin check', error));
   }
 
-  #completeUpgrade(
-    request: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
-    key: string,
-    protocols: Set<string>,
-    deflate: PerMessageDeflate | undefined,
-    callback: (socket: W, request: IncomingMessage) => void,
-  ): void {
+  #forgetClient(ws: W): void {
+    this.clients.delete(ws);
+    if (
+      this.#state === CLOSING &&
+      this.clients.size === 0 &&
+      (!this.#ownsServer || this.#server === null)
+    )
+      this.#emitClose();
+  }
+
+  #completeUpgrade(handshake: PendingHandshake<W>): void {
+    const { request, socket, head, deflate, callback } = handshake;
+    const protocols = handshake.check.protocols;
     if (!socket.readable || !socket.writable) {
       socket.destroy();
       return;
@@ -413,12 +456,12 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
       'HTTP/1.1 101 Switching Protocols',
       'Upgrade: websocket',
       'Connection: Upgrade',
-      `Sec-WebSocket-Accept: ${acceptKey(key)}`,
+      `Sec-WebSocket-Accept: ${acceptKey(handshake.check.key)}`,
     ];
     let protocol = '';
     if (protocols.size > 0) {
       const chosen = this.options.handleProtocols
-        ? this.options.handleProtocols(protocols, request)
+        ? this.options.handleProtocols(protocols as Set<string>, request)
         : protocols.values().next().value;
       if (typeof chosen === 'string' && chosen !== '') {
         protocol = chosen;
@@ -428,7 +471,6 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     if (deflate !== undefined) headers.push(`Sec-WebSocket-Extensions: ${deflate.header}`);
     this.emit('headers', headers, request);
     socket.write(`${headers.join('\r\n')}\r\n\r\n`);
-    socket.removeListener('error', destroySocket);
 
     const options = this.options;
     const WebSocketClass =
@@ -448,15 +490,7 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     });
     if (options.clientTracking) {
       this.clients.add(ws);
-      ws.on('close', () => {
-        this.clients.delete(ws);
-        if (
-          this.#state === CLOSING &&
-          this.clients.size === 0 &&
-          (!this.#ownsServer || this.#server === null)
-        )
-          this.#emitClose();
-      });
+      ws.on('close', this.#onClientClose);
     }
     callback(ws, request);
   }

@@ -247,6 +247,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
 
   #socket: Duplex | null = null;
   #receiver: Receiver | null = null;
+  /** Made on the first frame out: a connection that never sends carries none. */
   #sender: Sender | null = null;
   #handshake: ClientHandshake | null = null;
   /** Bytes given to `send` after the connection stopped being open (as `ws` reports them). */
@@ -273,7 +274,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   #hub: TopicHub | undefined;
   #topics: Set<string> | undefined;
   /** Messages that arrived while nobody listened for them (delivered to the first listener). */
-  #heldMessages: Array<[RawData, boolean]> | null = null;
+  #heldMessages: Array<[data: RawData, isBinary: boolean, length: number]> | null = null;
   #heldBytes = 0;
   /** Set once the budget overflowed: from then on unheard messages are dropped. */
   #holdingOverflowed = false;
@@ -306,7 +307,6 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     this.#maxFragments = clientOptions.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
     this.#skipUTF8Validation = clientOptions.skipUTF8Validation ?? false;
     this.#allowSynchronousEvents = clientOptions.allowSynchronousEvents ?? true;
-    (this as unknown as EventEmitter).on('newListener', WebSocket.#onNewListener);
 
     if (address === null) {
       this.#isServer = true;
@@ -360,8 +360,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   /** Bytes accepted by `send` and not yet handed to the operating system. */
   get bufferedAmount(): number {
     const socket = this.#socket;
-    if (socket === null || this.#sender === null) return this.#bufferedAfterClose;
-    return socket.writableLength + this.#sender.queuedBytes + this.#bufferedAfterClose;
+    if (socket === null) return this.#bufferedAfterClose;
+    return socket.writableLength + (this.#sender?.queuedBytes ?? 0) + this.#bufferedAfterClose;
   }
 
   /** Whether reading is paused by `pause()`. */
@@ -397,7 +397,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     const compress = options.compress ?? true;
     const payload = isBlob(data) ? data : toBuffer(data);
     this.#activity++;
-    const flowing = this.#sender!.sendData(payload, { binary, fin, mask, compress }, callback);
+    const flowing = this.#openSender().sendData(payload, { binary, fin, mask, compress }, callback);
     if (!flowing) this.#drainOwed = true;
     return flowing;
   }
@@ -405,8 +405,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   /** Emits the owed 'drain' once neither our queue nor the socket's buffer holds anything back. */
   #maybeDrained(): void {
     const socket = this.#socket;
-    if (!this.#drainOwed || socket === null || this.#sender === null) return;
-    if (this.#sender.queuedBytes > 0 || socket.writableNeedDrain) return;
+    if (!this.#drainOwed || socket === null) return;
+    if ((this.#sender?.queuedBytes ?? 0) > 0 || socket.writableNeedDrain) return;
     this.#drainOwed = false;
     this.emit('drain');
   }
@@ -419,7 +419,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   sendWhole(payload: Buffer, binary: boolean): boolean {
     if (this.#readyState !== ReadyState.OPEN) return false;
     this.#activity++;
-    this.#sender!.sendData(
+    this.#openSender().sendData(
       payload,
       { binary, fin: true, mask: !this.#isServer, compress: true },
       undefined,
@@ -436,7 +436,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   sendFrame(frame: PrebuiltFrame, callback?: WriteCallback): boolean {
     if (this.#readyState !== ReadyState.OPEN) return false;
     this.#activity++;
-    this.#sender!.sendFrame(frame, callback);
+    this.#openSender().sendFrame(frame, callback);
     return true;
   }
 
@@ -555,7 +555,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       this.#refuseAfterClose(payload, callback);
       return;
     }
-    this.#sender!.sendControl(opcode, payload, mask ?? !this.#isServer, callback);
+    this.#openSender().sendControl(opcode, payload, mask ?? !this.#isServer, callback);
   }
 
   #refuseAfterClose(data: SendableData, callback: WriteCallback | undefined): void {
@@ -621,7 +621,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       reason.copy(payload, 2);
     }
     if (this.#socket === null || this.#socket.destroyed) return;
-    this.#sender!.sendControl(Opcode.Close, payload, !this.#isServer, noop);
+    this.#openSender().sendControl(Opcode.Close, payload, !this.#isServer, noop);
     this.#endSocketIfClosed();
     this.#startCloseTimer();
   }
@@ -640,7 +640,9 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
 
   /** Both close frames are out (or the connection failed): close the TCP side (§7.1.1). */
   #endSocketIfClosed(): void {
-    if (this.#closeFrameSent && (this.#closeFrameReceived || this.#failed)) this.#socket?.end();
+    const socket = this.#socket;
+    if (socket === null || socket.writableEnded) return;
+    if (this.#closeFrameSent && (this.#closeFrameReceived || this.#failed)) socket.end();
   }
 
   /** Destroys the connection at once, without a closing handshake. */
@@ -814,7 +816,6 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       },
       events,
     );
-    this.#sender = new Sender(socket, this.#deflate, events);
 
     const netSocket = socket as Duplex & {
       setNoDelay?: (noDelay: boolean) => void;
@@ -841,18 +842,19 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     else startReading(socket, head);
   }
 
-  #onMessage(fragments: Buffer[], length: number, isBinary: boolean): void {
+  #onMessage(fragments: Buffer | Buffer[], length: number, isBinary: boolean): void {
     let data: RawData;
-    if (!isBinary) data = concatFragments(fragments, length);
-    else if (this.#binaryType === 'nodebuffer') data = concatFragments(fragments, length);
+    if (!isBinary || this.#binaryType === 'nodebuffer') data = concatFragments(fragments, length);
     else if (this.#binaryType === 'arraybuffer')
       data = toArrayBuffer(concatFragments(fragments, length));
-    else if (this.#binaryType === 'blob') data = new Blob(fragments);
-    else data = fragments;
+    else if (this.#binaryType === 'blob')
+      data = new Blob(Buffer.isBuffer(fragments) ? [fragments] : fragments);
+    else data = Buffer.isBuffer(fragments) ? [fragments] : fragments;
 
     if (this.#heldMessages !== null && this.listenerCount('message') > 0) {
       // A listener just arrived and the held messages go out in a microtask: queue behind them.
-      this.#heldMessages.push([data, isBinary]);
+      this.#heldMessages.push([data, isBinary, length]);
+      this.#heldBytes += length;
       return;
     }
     if (this.listenerCount('message') === 0 && this.#readyState === ReadyState.OPEN) {
@@ -887,13 +889,25 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     if (this.#holdingOverflowed) return;
     if (this.#heldBytes + length > HELD_MESSAGES_BYTE_BUDGET) {
       this.#holdingOverflowed = true;
-      this.#heldMessages = null;
-      this.#heldBytes = 0;
+      this.#stopHolding();
       return;
     }
-    this.#heldMessages ??= [];
-    this.#heldMessages.push([data, isBinary]);
+    if (this.#heldMessages === null) {
+      this.#heldMessages = [];
+      // Only a connection holding messages watches for its first listener.
+      (this as unknown as EventEmitter).on('newListener', WebSocket.#onNewListener);
+    }
+    this.#heldMessages.push([data, isBinary, length]);
     this.#heldBytes += length;
+  }
+
+  #openSender(): Sender {
+    this.#sender ??= new Sender(
+      this.#socket!,
+      this.#deflate,
+      (this.#socket as OwnedSocket)[OWNER] as ConnectionEvents,
+    );
+    return this.#sender;
   }
 
   /** Counts an automatic pong out; made on the first ping, so idle connections carry none. */
@@ -914,7 +928,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       this.#ws = ws;
     }
 
-    onMessage(fragments: Buffer[], length: number, isBinary: boolean): void {
+    onMessage(fragments: Buffer | Buffer[], length: number, isBinary: boolean): void {
       const ws = this.#ws;
       ws.#received++;
       ws.#activity++;
@@ -933,7 +947,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
         ws.#pongFlushed ??= () => {
           ws.#pendingPongs--;
         };
-        ws.#sender!.sendControl(Opcode.Pong, payload, !ws.#isServer, ws.#pongFlushed);
+        ws.#openSender().sendControl(Opcode.Pong, payload, !ws.#isServer, ws.#pongFlushed);
       }
       ws.#emitReceived('ping', payload);
     }
@@ -1010,12 +1024,27 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     }
   };
 
+  /**
+   * Delivers the held messages in order while someone listens: a `once` listener that takes
+   * one and attaches the next listener later leaves the rest held for it, and messages that
+   * arrive meanwhile queue behind them.
+   */
   #releaseHeldMessages(): void {
     const held = this.#heldMessages;
-    if (held === null || this.listenerCount('message') === 0) return;
+    if (held === null) return;
+    while (held.length > 0 && this.listenerCount('message') > 0) {
+      const [data, isBinary, length] = held.shift()!;
+      this.#heldBytes -= length;
+      this.emit('message', data, isBinary);
+    }
+    if (held.length === 0 && this.#heldMessages === held) this.#stopHolding();
+  }
+
+  #stopHolding(): void {
+    if (this.#heldMessages === null) return;
     this.#heldMessages = null;
     this.#heldBytes = 0;
-    for (const [data, isBinary] of held) this.emit('message', data, isBinary);
+    (this as unknown as EventEmitter).removeListener('newListener', WebSocket.#onNewListener);
   }
 
   /** "Fail the WebSocket Connection" (RFC 6455 §7.1.7): close frame with `code`, then close TCP. */
@@ -1038,9 +1067,12 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   #onSocketEnd(): void {
     // The peer closed its side of TCP: nothing more will arrive.
     if (this.#readyState === ReadyState.OPEN) this.#readyState = ReadyState.CLOSING;
-    this.#socket?.end();
+    const socket = this.#socket;
+    if (socket === null) return;
+    // Ending twice builds (and drops) an error object: most connections ended already.
+    if (!socket.writableEnded) socket.end();
     // Our end() waits for unsent data; a peer that stopped reading would keep it forever.
-    this.#startCloseTimer();
+    if (!socket.writableFinished) this.#startCloseTimer();
   }
 
   #onSocketError(error: Error): void {

@@ -222,6 +222,27 @@ describe('receiving', () => {
     await expect.poll(() => got).toEqual(['a', 'b']);
   });
 
+  it('keeps the rest of the held messages when a once listener takes one and listens again later', async () => {
+    const { wss, url } = await startServer();
+    const client = track(new WebSocket(url));
+    client.on('open', () => {
+      for (const text of ['one', 'two', 'three']) client.send(text);
+    });
+    const [ws] = await waitFor<[WebSocket]>(wss, 'connection');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const got: string[] = [];
+    // A reader that takes one message, awaits something, then takes the next.
+    for (let i = 0; i < 3; i++) {
+      const [data] = await waitFor<[Buffer]>(ws, 'message');
+      got.push(String(data));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    client.send('four');
+    const [last] = await waitFor<[Buffer]>(ws, 'message');
+    got.push(String(last));
+    expect(got).toEqual(['one', 'two', 'three', 'four']);
+  });
+
   it('drops unheard messages past the 1 MiB hold budget, as ws would, and delivers what follows', async () => {
     const { client, server: ws } = await connectPair();
     for (let i = 0; i < 3; i++) client.send(Buffer.alloc(400 * 1024, i));

@@ -14,7 +14,10 @@ function parse(bytes: Buffer, isServer: boolean): Array<{ data: Buffer; isBinary
     { isServer, maxPayload: 0, skipUTF8Validation: false },
     {
       onMessage: (fragments, length, isBinary) =>
-        messages.push({ data: Buffer.concat(fragments, length), isBinary }),
+        messages.push({
+          data: Buffer.concat(Array.isArray(fragments) ? fragments : [fragments], length),
+          isBinary,
+        }),
       onPing: () => {},
       onPong: () => {},
       onClose: () => {},

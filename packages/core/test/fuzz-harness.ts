@@ -111,7 +111,12 @@ export async function runReceiver(
     },
     {
       onMessage: (fragments, length, isBinary) => {
-        events.push({ type: 'message', isBinary, data: Buffer.concat(fragments), length });
+        events.push({
+          type: 'message',
+          isBinary,
+          data: Buffer.concat(Array.isArray(fragments) ? fragments : [fragments]),
+          length,
+        });
         maybePause();
       },
       onPing: (data) => {

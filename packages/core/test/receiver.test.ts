@@ -18,9 +18,9 @@ function makeReceiver(options: Partial<ReceiverOptions> = {}) {
       onMessage: (fragments, length, isBinary) =>
         events.push({
           type: 'message',
-          data: Buffer.concat(fragments, length),
+          data: Buffer.concat(Array.isArray(fragments) ? fragments : [fragments], length),
           isBinary,
-          fragments: fragments.length,
+          fragments: Array.isArray(fragments) ? fragments.length : 1,
         }),
       onPing: (data) => events.push({ type: 'ping', data: Buffer.from(data) }),
       onPong: (data) => events.push({ type: 'pong', data: Buffer.from(data) }),

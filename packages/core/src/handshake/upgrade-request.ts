@@ -16,7 +16,7 @@ export interface HandshakeRequest {
   readonly key: string;
   readonly version: 8 | 13;
   /** The offered subprotocols, in the client's order of preference. */
-  readonly protocols: Set<string>;
+  readonly protocols: ReadonlySet<string>;
 }
 
 /** 16 random bytes, base64-encoded: 22 characters and '==' (RFC 6455 §4.1). */
@@ -32,9 +32,16 @@ function reject(
     : { ok: false, status, message, headers };
 }
 
-function headerTokens(value: string | undefined): string[] {
-  return value === undefined ? [] : value.split(',').map((token) => trimOws(token).toLowerCase());
+/** Whether a comma-separated header lists `token` (case-insensitive, OWS around items). */
+function listsToken(value: string | undefined, token: string): boolean {
+  if (value === undefined) return false;
+  // The common header is exactly the token: no split, no array.
+  if (value.length === token.length) return value.toLowerCase() === token;
+  return value.split(',').some((item) => trimOws(item).toLowerCase() === token);
 }
+
+/** Handshakes with no Sec-WebSocket-Protocol share this (nothing reads it but `size`). */
+const NO_PROTOCOLS: ReadonlySet<string> = new Set<string>();
 
 /** Checks an upgrade request against RFC 6455 §4.2.1. */
 export function checkUpgradeRequest(
@@ -47,7 +54,7 @@ export function checkUpgradeRequest(
   if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') {
     return reject(400, 'Missing or invalid Upgrade header: expected "websocket"');
   }
-  if (!headerTokens(request.headers.connection).includes('upgrade')) {
+  if (!listsToken(request.headers.connection, 'upgrade')) {
     return reject(400, 'Missing or invalid Connection header: expected "Upgrade"');
   }
   const key = request.headers['sec-websocket-key'];
@@ -65,7 +72,7 @@ export function checkUpgradeRequest(
     return reject(426, 'Unsupported WebSocket version', { 'Sec-WebSocket-Version': '13, 8' });
   }
   const protocolHeader = request.headers['sec-websocket-protocol'];
-  let protocols = new Set<string>();
+  let protocols = NO_PROTOCOLS;
   if (protocolHeader !== undefined) {
     const parsed = parseSubprotocols(protocolHeader);
     if (parsed === null) return reject(400, 'Invalid Sec-WebSocket-Protocol header');

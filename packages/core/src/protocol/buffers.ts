@@ -11,8 +11,12 @@ export type SendableData =
   | Blob
   | readonly Buffer[];
 
-/** Joins message fragments; one fragment is returned as it is, without a copy. */
-export function concatFragments(fragments: readonly Buffer[], totalLength: number): Buffer {
+/** Joins message pieces; a message in one piece is returned as it is, without a copy. */
+export function concatFragments(
+  fragments: Buffer | readonly Buffer[],
+  totalLength: number,
+): Buffer {
+  if (Buffer.isBuffer(fragments)) return fragments;
   if (fragments.length === 0) return EMPTY_BUFFER;
   if (fragments.length === 1) return fragments[0]!;
   return Buffer.concat(fragments as Buffer[], totalLength);

@@ -1,46 +1,128 @@
 /**
- * A FIFO of socket chunks. Array#shift copies the whole array once it leaves V8's fast path
- * (tens of thousands of entries, e.g. tiny chunks queued while a frame inflates), which made
- * parsing quadratic; a moving head index keeps every operation O(1).
+ * The socket chunks a receiver has not parsed yet, read through a cursor.
+ *
+ * Bytes are consumed by moving an offset into the first chunk, so reading a frame header
+ * allocates nothing; only payload pieces become Buffer views. Most of the time one chunk is
+ * queued (a socket read holds whole frames), and then no array exists at all: idle
+ * connections carry two empty fields. Later chunks wait in an array read from a moving head
+ * index (Array#shift goes quadratic on tens of thousands of tiny chunks).
  */
 export class ChunkQueue {
-  #items: Buffer[] = [];
-  #head = 0;
+  /** The chunk being read (null: the queue is empty). */
+  #first: Buffer | null = null;
+  /** Bytes of `#first` already consumed. */
+  #offset = 0;
+  #later: Buffer[] | null = null;
+  #laterHead = 0;
+  /** Bytes queued and not consumed yet. */
+  #length = 0;
 
   get length(): number {
-    return this.#items.length - this.#head;
+    return this.#length;
   }
 
   push(chunk: Buffer): void {
-    this.#items.push(chunk);
-  }
-
-  /** The oldest chunk (the queue must not be empty). */
-  peek(): Buffer {
-    return this.#items[this.#head]!;
-  }
-
-  /** Replaces the oldest chunk with what is left of it. */
-  replaceHead(rest: Buffer): void {
-    this.#items[this.#head] = rest;
-  }
-
-  /** Removes the oldest chunk. */
-  shift(): Buffer {
-    const chunk = this.#items[this.#head]!;
-    this.#head++;
-    if (this.#head === this.#items.length) {
-      this.#items = [];
-      this.#head = 0;
-    } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
+    if (chunk.length === 0) return;
+    this.#length += chunk.length;
+    if (this.#first === null) {
+      this.#first = chunk;
+      this.#offset = 0;
+    } else {
+      if (this.#later === null) this.#later = [chunk];
+      else this.#later.push(chunk);
     }
-    return chunk;
+  }
+
+  /** The chunk being read: its bytes from `offset` on are the oldest queued bytes. */
+  get first(): Buffer {
+    return this.#first!;
+  }
+
+  get offset(): number {
+    return this.#offset;
+  }
+
+  /** Bytes readable in place in `first`. */
+  get contiguous(): number {
+    return this.#first === null ? 0 : this.#first.length - this.#offset;
+  }
+
+  /** The queued byte `index` bytes ahead of the cursor (`index < length`), not consumed. */
+  byteAt(index: number): number {
+    let chunk = this.#first!;
+    let at = this.#offset + index;
+    let next = this.#laterHead;
+    while (at >= chunk.length) {
+      at -= chunk.length;
+      chunk = this.#later![next++]!;
+    }
+    return chunk[at]!;
+  }
+
+  /** Drops `n` bytes, all within `first` (`n <= contiguous`). */
+  skip(n: number): void {
+    this.#length -= n;
+    this.#offset += n;
+    if (this.#offset === this.#first!.length) this.#next();
+  }
+
+  /** Removes up to `n` bytes from `first`, as a view (the chunk itself when it fits whole). */
+  takeUpTo(n: number): Buffer {
+    const first = this.#first!;
+    const start = this.#offset;
+    const available = first.length - start;
+    if (n >= available) {
+      this.#length -= available;
+      this.#next();
+      return start === 0 ? first : first.subarray(start);
+    }
+    this.#length -= n;
+    this.#offset = start + n;
+    return first.subarray(start, start + n);
+  }
+
+  /** Removes exactly `n` queued bytes (`n <= length`), copying only when they span chunks. */
+  take(n: number): Buffer {
+    if (n <= this.contiguous) return this.takeUpTo(n);
+    return this.copyTo(Buffer.allocUnsafe(n), n);
+  }
+
+  /** Moves the next `n` queued bytes (`n <= length`) into `target` from its start. */
+  copyTo(target: Buffer, n: number): Buffer {
+    let filled = 0;
+    while (filled < n) {
+      const first = this.#first!;
+      const count = Math.min(first.length - this.#offset, n - filled);
+      first.copy(target, filled, this.#offset, this.#offset + count);
+      filled += count;
+      this.skip(count);
+    }
+    return target;
   }
 
   clear(): void {
-    this.#items = [];
-    this.#head = 0;
+    this.#first = null;
+    this.#offset = 0;
+    this.#later = null;
+    this.#laterHead = 0;
+    this.#length = 0;
+  }
+
+  #next(): void {
+    this.#offset = 0;
+    const later = this.#later;
+    if (later === null) {
+      this.#first = null;
+      return;
+    }
+    this.#first = later[this.#laterHead]!;
+    this.#laterHead++;
+    if (this.#laterHead === later.length) {
+      this.#later = null;
+      this.#laterHead = 0;
+    } else if (this.#laterHead >= 1024 && this.#laterHead * 2 >= later.length) {
+      this.#later = later.slice(this.#laterHead);
+      this.#laterHead = 0;
+    }
   }
 }

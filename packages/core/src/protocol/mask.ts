@@ -48,25 +48,36 @@ export function maskInto(source: Buffer, key: Buffer, output: Buffer, offset: nu
   for (; i < length; i++) output[offset + i] = source[i]! ^ key[i & 3]!;
 }
 
+/** The native unmasker reads its key from a buffer; one serves every call (all synchronous). */
+const nativeKey = Buffer.allocUnsafe(4);
+
 /**
- * XORs `buffer` in place with `key`, as if the buffer started `phase` bytes into the payload
- * (payloads may arrive in several chunks, and the key cycles over the whole payload).
+ * XORs `buffer` in place with the 4-byte masking key `key` (big-endian in a 32-bit integer,
+ * so a receiver keeps its key without a Buffer), as if the buffer started `phase` bytes into
+ * the payload: payloads may arrive in several chunks, and the key cycles over the whole payload.
  */
-export function unmaskInPlace(buffer: Buffer, key: Buffer, phase = 0): void {
+export function unmaskInPlace(buffer: Buffer, key: number, phase = 0): void {
   const length = buffer.length;
   if (length === 0) return;
-  const rotated =
-    (phase & 3) === 0
-      ? key
-      : Buffer.from([
-          key[phase & 3]!,
-          key[(phase + 1) & 3]!,
-          key[(phase + 2) & 3]!,
-          key[(phase + 3) & 3]!,
-        ]);
+  const shift = (phase & 3) * 8;
+  const rotated = shift === 0 ? key | 0 : (key << shift) | (key >>> (32 - shift));
   if (native !== undefined && length >= NATIVE_THRESHOLD) {
-    native.unmask(buffer, rotated);
+    nativeKey.writeInt32BE(rotated, 0);
+    native.unmask(buffer, nativeKey);
     return;
   }
-  maskInto(buffer, rotated, buffer, 0);
+  const k0 = rotated >>> 24;
+  const k1 = (rotated >>> 16) & 0xff;
+  const k2 = (rotated >>> 8) & 0xff;
+  const k3 = rotated & 0xff;
+  let i = 0;
+  for (const end = length - 3; i < end; i += 4) {
+    buffer[i] = buffer[i]! ^ k0;
+    buffer[i + 1] = buffer[i + 1]! ^ k1;
+    buffer[i + 2] = buffer[i + 2]! ^ k2;
+    buffer[i + 3] = buffer[i + 3]! ^ k3;
+  }
+  if (i < length) buffer[i] = buffer[i]! ^ k0;
+  if (i + 1 < length) buffer[i + 1] = buffer[i + 1]! ^ k1;
+  if (i + 2 < length) buffer[i + 2] = buffer[i + 2]! ^ k2;
 }

@@ -1,3 +1,5 @@
+import { EMPTY_BUFFER } from './constants.js';
+
 /** Pieces at least this long are kept as they are; shorter ones are copied into a block. */
 const KEEP_LIMIT = 2048;
 const BLOCK_SIZE = 16 * 1024;
@@ -7,9 +9,13 @@ const BLOCK_SIZE = 16 * 1024;
  * copy; runs of small pieces (tiny fragments, say) are packed into shared blocks, so memory
  * follows the payload size and not the fragment count: a peer cannot make a 1 MiB message
  * cost 100 MiB of Buffer objects by sending it one byte per frame.
+ *
+ * A message in one piece (the usual case) needs no array: `take()` hands the piece itself.
  */
 export class MessageAssembler {
-  #pieces: Buffer[] = [];
+  #first: Buffer | null = null;
+  /** Every piece, once there is more than one. */
+  #pieces: Buffer[] | null = null;
   #length = 0;
   #block: Buffer | null = null;
   #blockStart = 0;
@@ -22,13 +28,13 @@ export class MessageAssembler {
 
   push(piece: Buffer): void {
     this.#length += piece.length;
-    if (this.#pieces.length === 0 && this.#block === null) {
-      this.#pieces.push(piece);
+    if (this.#first === null) {
+      this.#first = piece;
       return;
     }
     if (piece.length >= KEEP_LIMIT) {
       this.#sealBlock();
-      this.#pieces.push(piece);
+      this.#add(piece);
       return;
     }
     if (this.#block === null || this.#block.length - this.#blockEnd < piece.length) {
@@ -41,25 +47,34 @@ export class MessageAssembler {
     this.#blockEnd += piece.length;
   }
 
-  /** Hands the message over and starts an empty one. */
-  take(): { pieces: Buffer[]; length: number } {
+  /**
+   * Hands the message over (one piece, or the pieces in order) and starts an empty one.
+   * An empty message is an empty buffer.
+   */
+  take(): Buffer | Buffer[] {
     this.#sealBlock();
-    const message = { pieces: this.#pieces, length: this.#length };
+    const message = this.#pieces ?? this.#first ?? EMPTY_BUFFER;
     this.reset();
     return message;
   }
 
   reset(): void {
-    this.#pieces = [];
+    this.#first = null;
+    this.#pieces = null;
     this.#length = 0;
     this.#block = null;
     this.#blockStart = 0;
     this.#blockEnd = 0;
   }
 
+  #add(piece: Buffer): void {
+    if (this.#pieces === null) this.#pieces = [this.#first!, piece];
+    else this.#pieces.push(piece);
+  }
+
   #sealBlock(): void {
     if (this.#block === null || this.#blockEnd === this.#blockStart) return;
-    this.#pieces.push(this.#block.subarray(this.#blockStart, this.#blockEnd));
+    this.#add(this.#block.subarray(this.#blockStart, this.#blockEnd));
     this.#blockStart = this.#blockEnd;
   }
 }

@@ -8,8 +8,8 @@ import { isValidUtf8, Utf8StreamValidator } from './utf8.js';
 
 /** What the receiver reports, in the order the peer sent it. */
 export interface ReceiverSink {
-  /** A whole data message: its fragments in order and their total length. */
-  onMessage(fragments: Buffer[], length: number, isBinary: boolean): void;
+  /** A whole data message: one buffer, or its pieces in order, and its total length. */
+  onMessage(data: Buffer | Buffer[], length: number, isBinary: boolean): void;
   onPing(payload: Buffer): void;
   onPong(payload: Buffer): void;
   /** A close frame; `code` is 1005 when the frame carried none. Parsing stops after it. */
@@ -46,15 +46,25 @@ export interface MessageDecompressor {
   ): void;
 }
 
-// Parser states: each names the bytes it waits for.
+// Parser states: each names what it waits for.
 const READ_HEADER = 0;
-const READ_LENGTH_16 = 1;
-const READ_LENGTH_64 = 2;
-const READ_MASK_KEY = 3;
-const READ_PAYLOAD = 4;
-const INFLATING = 5;
-const STOPPED = 6;
-type ParserState = 0 | 1 | 2 | 3 | 4 | 5 | 6;
+const READ_PAYLOAD = 1;
+const INFLATING = 2;
+const STOPPED = 3;
+type ParserState = 0 | 1 | 2 | 3;
+
+/** A big-endian 32-bit integer `at` bytes ahead in the queue. */
+function readUInt32(chunks: ChunkQueue, at: number): number {
+  return (
+    chunks.byteAt(at) * 0x1000000 +
+    ((chunks.byteAt(at + 1) << 16) | (chunks.byteAt(at + 2) << 8) | chunks.byteAt(at + 3))
+  );
+}
+
+/** The longest frame header: 2 bytes, a 64-bit length, a masking key. */
+const MAX_HEADER = 14;
+/** Where a header split across socket chunks is put together; parsing is synchronous. */
+const headerScratch = Buffer.allocUnsafe(MAX_HEADER);
 
 /**
  * The frame parser: an incremental state machine fed with socket chunks of any size. Data
@@ -72,7 +82,6 @@ export class Receiver {
 
   #state: ParserState = READ_HEADER;
   readonly #chunks = new ChunkQueue();
-  #buffered = 0;
   #paused = false;
   #running = false;
   #onDrained: (() => void) | null = null;
@@ -83,18 +92,20 @@ export class Receiver {
   #masked = false;
   #payloadLength = 0;
   #remaining = 0;
-  #maskKey: Buffer = EMPTY_BUFFER;
+  /** The frame's masking key, big-endian in an integer. */
+  #maskKey = 0;
 
   // The message being assembled (opcode 0: none in progress).
   #messageOpcode = 0;
   #messageFrames = 0;
-  readonly #message = new MessageAssembler();
+  // Message state is made on first use: a connection that never received data carries none.
+  #message: MessageAssembler | null = null;
   /** Whether the message in progress is compressed (RSV1 on its first frame). */
   #compressed = false;
   /** The compressed frame being read, and the compressed bytes of the message so far. */
-  #compressedPieces: Buffer[] = [];
+  #compressedPieces: Buffer[] | null = null;
   #compressedLength = 0;
-  readonly #utf8 = new Utf8StreamValidator();
+  #utf8: Utf8StreamValidator | null = null;
 
   constructor(options: ReceiverOptions, sink: ReceiverSink) {
     this.#sink = sink;
@@ -107,7 +118,7 @@ export class Receiver {
 
   /** Bytes received but not parsed yet. */
   get bufferedBytes(): number {
-    return this.#buffered;
+    return this.#chunks.length;
   }
 
   /** Whether a compressed frame is being inflated (bytes after it wait in the buffer). */
@@ -124,7 +135,6 @@ export class Receiver {
   write(chunk: Buffer): void {
     if (this.#state === STOPPED || chunk.length === 0) return;
     this.#chunks.push(chunk);
-    this.#buffered += chunk.length;
     if (!this.#paused) this.#run();
   }
 
@@ -164,9 +174,8 @@ export class Receiver {
   stop(): void {
     this.#state = STOPPED;
     this.#chunks.clear();
-    this.#buffered = 0;
-    this.#message.reset();
-    this.#compressedPieces = [];
+    this.#message?.reset();
+    this.#compressedPieces = null;
   }
 
   #run(): void {
@@ -187,185 +196,200 @@ export class Receiver {
 
   /** Advances one state; false when it needs more bytes or parsing is over. */
   #step(): boolean {
-    switch (this.#state) {
-      case READ_HEADER:
-        return this.#readHeader();
-      case READ_LENGTH_16:
-        if (this.#buffered < 2) return false;
-        return this.#haveLength(this.#take(2).readUInt16BE(0));
-      case READ_LENGTH_64: {
-        if (this.#buffered < 8) return false;
-        const bytes = this.#take(8);
-        const high = bytes.readUInt32BE(0);
-        if (high > 0x7fffffff) {
-          return this.#fail(
-            protocolError(
-              'Invalid payload length: most significant bit set',
-              'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH',
-            ),
-          );
-        }
-        if (high > 0x1fffff) {
-          return this.#fail(
-            new WebSocketProtocolError(
-              'Unsupported WebSocket frame: payload length > 2^53 - 1',
-              'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH',
-              CloseCode.MessageTooBig,
-            ),
-          );
-        }
-        return this.#haveLength(high * 2 ** 32 + bytes.readUInt32BE(4));
-      }
-      case READ_MASK_KEY:
-        if (this.#buffered < 4) return false;
-        this.#maskKey = this.#take(4);
-        this.#state = READ_PAYLOAD;
-        return true;
-      case READ_PAYLOAD:
-        return this.#opcode >= Opcode.Close ? this.#readControlPayload() : this.#readDataPayload();
-      default:
-        return false;
+    if (this.#state === READ_HEADER) return this.#readHeader();
+    if (this.#state === READ_PAYLOAD) {
+      return this.#opcode >= Opcode.Close ? this.#readControlPayload() : this.#readDataPayload();
     }
+    return false;
   }
 
+  /**
+   * Reads a whole frame header at once, in place when the socket chunk holds it. The first two
+   * bytes are checked as soon as they are here, so a bad frame fails before the rest arrives.
+   */
   #readHeader(): boolean {
-    if (this.#buffered < 2) return false;
-    const header = this.#take(2);
-    const b0 = header[0]!;
-    const b1 = header[1]!;
+    const chunks = this.#chunks;
+    if (chunks.length < 2) return false;
+    const b0 = chunks.byteAt(0);
+    const b1 = chunks.byteAt(1);
+    const headerError = this.#headerError(b0, b1);
+    if (headerError !== null) return this.#fail(headerError);
+    const masked = (b1 & 0x80) !== 0;
+    const length7 = b1 & 0x7f;
+    const lengthEnd = 2 + (length7 < 126 ? 0 : length7 === 126 ? 2 : 8);
+    if (chunks.length < lengthEnd) return false;
+    let length = length7;
+    if (length7 === 126) {
+      length = (chunks.byteAt(2) << 8) | chunks.byteAt(3);
+    } else if (length7 === 127) {
+      const high = readUInt32(chunks, 2);
+      if (high > 0x7fffffff) {
+        return this.#fail(
+          protocolError(
+            'Invalid payload length: most significant bit set',
+            'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH',
+          ),
+        );
+      }
+      if (high > 0x1fffff) {
+        return this.#fail(
+          new WebSocketProtocolError(
+            'Unsupported WebSocket frame: payload length > 2^53 - 1',
+            'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH',
+            CloseCode.MessageTooBig,
+          ),
+        );
+      }
+      length = high * 2 ** 32 + readUInt32(chunks, 6);
+    }
+    const opcode = b0 & 0x0f;
+    const size = lengthEnd + (masked ? 4 : 0);
+    if (chunks.length < size) {
+      // A frame over a limit fails as soon as its length is known, before its masking key.
+      if (opcode < Opcode.Close) {
+        const starts = opcode !== Opcode.Continuation;
+        const compressed = starts ? (b0 & 0x40) !== 0 : this.#compressed;
+        const limitError = this.#limitError(length, compressed, starts);
+        if (limitError !== null) return this.#fail(limitError);
+      }
+      return false;
+    }
+    if (chunks.contiguous >= size) {
+      if (masked) this.#maskKey = chunks.first.readInt32BE(chunks.offset + lengthEnd);
+      chunks.skip(size);
+    } else {
+      const header = chunks.copyTo(headerScratch, size);
+      if (masked) this.#maskKey = header.readInt32BE(lengthEnd);
+    }
+    this.#fin = (b0 & 0x80) !== 0;
+    this.#opcode = opcode;
+    this.#masked = masked;
+    if (opcode === Opcode.Text || opcode === Opcode.Binary) {
+      this.#messageOpcode = opcode;
+      this.#compressed = (b0 & 0x40) !== 0;
+    }
+    return this.#haveLength(length);
+  }
+
+  /** What is wrong with a frame whose first two bytes are `b0` `b1`, in this state; or null. */
+  #headerError(b0: number, b1: number): WebSocketProtocolError | null {
     const fin = (b0 & 0x80) !== 0;
     const rsv1 = (b0 & 0x40) !== 0;
     const opcode = b0 & 0x0f;
-    this.#fin = fin;
-    this.#opcode = opcode;
-    this.#masked = (b1 & 0x80) !== 0;
-    const length7 = b1 & 0x7f;
-
     if ((b0 & 0x30) !== 0) {
-      return this.#fail(
-        protocolError(
-          'Invalid WebSocket frame: RSV2 and RSV3 must be clear',
-          'WS_ERR_UNEXPECTED_RSV_2_3',
-        ),
+      return protocolError(
+        'Invalid WebSocket frame: RSV2 and RSV3 must be clear',
+        'WS_ERR_UNEXPECTED_RSV_2_3',
       );
     }
     if (opcode >= Opcode.Close) {
       if (opcode > Opcode.Pong) {
-        return this.#fail(
-          protocolError(
-            `Invalid WebSocket frame: invalid opcode ${opcode}`,
-            'WS_ERR_INVALID_OPCODE',
-          ),
+        return protocolError(
+          `Invalid WebSocket frame: invalid opcode ${opcode}`,
+          'WS_ERR_INVALID_OPCODE',
         );
       }
       if (rsv1) {
-        return this.#fail(
-          protocolError('Invalid WebSocket frame: RSV1 must be clear', 'WS_ERR_UNEXPECTED_RSV_1'),
+        return protocolError(
+          'Invalid WebSocket frame: RSV1 must be clear',
+          'WS_ERR_UNEXPECTED_RSV_1',
         );
       }
       if (!fin) {
-        return this.#fail(
-          protocolError('Invalid WebSocket frame: FIN must be set', 'WS_ERR_EXPECTED_FIN'),
-        );
+        return protocolError('Invalid WebSocket frame: FIN must be set', 'WS_ERR_EXPECTED_FIN');
       }
-      if (length7 > MAX_CONTROL_PAYLOAD) {
-        return this.#fail(
-          protocolError(
-            `Invalid WebSocket frame: invalid payload length ${length7}`,
-            'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH',
-          ),
+      if ((b1 & 0x7f) > MAX_CONTROL_PAYLOAD) {
+        return protocolError(
+          `Invalid WebSocket frame: invalid payload length ${b1 & 0x7f}`,
+          'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH',
         );
       }
     } else if (opcode === Opcode.Continuation) {
       if (this.#messageOpcode === 0) {
-        return this.#fail(
-          protocolError('Invalid WebSocket frame: invalid opcode 0', 'WS_ERR_INVALID_OPCODE'),
-        );
+        return protocolError('Invalid WebSocket frame: invalid opcode 0', 'WS_ERR_INVALID_OPCODE');
       }
       if (rsv1) {
-        return this.#fail(
-          protocolError('Invalid WebSocket frame: RSV1 must be clear', 'WS_ERR_UNEXPECTED_RSV_1'),
+        return protocolError(
+          'Invalid WebSocket frame: RSV1 must be clear',
+          'WS_ERR_UNEXPECTED_RSV_1',
         );
       }
     } else if (opcode === Opcode.Text || opcode === Opcode.Binary) {
       if (this.#messageOpcode !== 0) {
-        return this.#fail(
-          protocolError(
-            `Invalid WebSocket frame: invalid opcode ${opcode}`,
-            'WS_ERR_INVALID_OPCODE',
-          ),
+        return protocolError(
+          `Invalid WebSocket frame: invalid opcode ${opcode}`,
+          'WS_ERR_INVALID_OPCODE',
         );
       }
       if (rsv1 && this.#decompressor === undefined) {
-        return this.#fail(
-          protocolError('Invalid WebSocket frame: RSV1 must be clear', 'WS_ERR_UNEXPECTED_RSV_1'),
+        return protocolError(
+          'Invalid WebSocket frame: RSV1 must be clear',
+          'WS_ERR_UNEXPECTED_RSV_1',
         );
       }
-      this.#messageOpcode = opcode;
-      this.#compressed = rsv1;
     } else {
-      return this.#fail(
-        protocolError(`Invalid WebSocket frame: invalid opcode ${opcode}`, 'WS_ERR_INVALID_OPCODE'),
+      return protocolError(
+        `Invalid WebSocket frame: invalid opcode ${opcode}`,
+        'WS_ERR_INVALID_OPCODE',
       );
     }
-
-    if (this.#masked !== this.#isServer) {
-      return this.#fail(
-        this.#isServer
-          ? protocolError('Invalid WebSocket frame: MASK must be set', 'WS_ERR_EXPECTED_MASK')
-          : protocolError('Invalid WebSocket frame: MASK must be clear', 'WS_ERR_UNEXPECTED_MASK'),
-      );
+    if (((b1 & 0x80) !== 0) !== this.#isServer) {
+      return this.#isServer
+        ? protocolError('Invalid WebSocket frame: MASK must be set', 'WS_ERR_EXPECTED_MASK')
+        : protocolError('Invalid WebSocket frame: MASK must be clear', 'WS_ERR_UNEXPECTED_MASK');
     }
-
-    if (length7 === 126) this.#state = READ_LENGTH_16;
-    else if (length7 === 127) this.#state = READ_LENGTH_64;
-    else return this.#haveLength(length7);
-    return true;
+    return null;
   }
 
   #haveLength(length: number): boolean {
     this.#payloadLength = length;
     this.#remaining = length;
     if (this.#opcode < Opcode.Close) {
-      if (this.#maxFragments > 0 && ++this.#messageFrames > this.#maxFragments) {
-        return this.#fail(
-          new WebSocketProtocolError(
-            `Too many fragments: a message may span at most ${this.#maxFragments} frames`,
-            'WS_ERR_TOO_MANY_FRAGMENTS',
-            CloseCode.MessageTooBig,
-          ),
-        );
-      }
-      // A compressed message is held to maxPayload after inflating; its compressed size gets
-      // a margin for incompressible data, and a bound so empty deflate blocks cannot stream forever.
-      const total = this.#compressed
-        ? this.#compressedLength + length
-        : this.#message.length + length;
-      const limit = this.#compressed
-        ? this.#maxPayload + Math.floor(this.#maxPayload / 64) + 1024
-        : this.#maxPayload;
-      if (this.#maxPayload > 0 && total > limit) {
-        return this.#fail(
-          new WebSocketProtocolError(
-            'Max payload size exceeded',
-            'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
-            CloseCode.MessageTooBig,
-          ),
-        );
-      }
+      const error = this.#limitError(length, this.#compressed, false);
+      if (error !== null) return this.#fail(error);
+      this.#messageFrames++;
     }
-    this.#state = this.#masked ? READ_MASK_KEY : READ_PAYLOAD;
+    this.#state = READ_PAYLOAD;
     return true;
+  }
+
+  /**
+   * What a data frame of `length` bytes would break, or null. `starts`: the frame opens a new
+   * message (not counted in the message state yet).
+   */
+  #limitError(length: number, compressed: boolean, starts: boolean): WebSocketProtocolError | null {
+    const frames = starts ? 1 : this.#messageFrames + 1;
+    if (this.#maxFragments > 0 && frames > this.#maxFragments) {
+      return new WebSocketProtocolError(
+        `Too many fragments: a message may span at most ${this.#maxFragments} frames`,
+        'WS_ERR_TOO_MANY_FRAGMENTS',
+        CloseCode.MessageTooBig,
+      );
+    }
+    if (this.#maxPayload === 0) return null;
+    // A compressed message is held to maxPayload after inflating; its compressed size gets
+    // a margin for incompressible data, and a bound so empty deflate blocks cannot stream forever.
+    const sofar = starts ? 0 : compressed ? this.#compressedLength : (this.#message?.length ?? 0);
+    const limit = compressed
+      ? this.#maxPayload + Math.floor(this.#maxPayload / 64) + 1024
+      : this.#maxPayload;
+    if (sofar + length <= limit) return null;
+    return new WebSocketProtocolError(
+      'Max payload size exceeded',
+      'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
+      CloseCode.MessageTooBig,
+    );
   }
 
   #readDataPayload(): boolean {
     while (this.#remaining > 0) {
-      if (this.#buffered === 0) return false;
-      const piece = this.#takeUpTo(this.#remaining);
+      if (this.#chunks.length === 0) return false;
+      const piece = this.#chunks.takeUpTo(this.#remaining);
       if (this.#masked) unmaskInPlace(piece, this.#maskKey, this.#payloadLength - this.#remaining);
       this.#remaining -= piece.length;
       if (this.#compressed) {
-        this.#compressedPieces.push(piece);
+        if (this.#compressedPieces === null) this.#compressedPieces = [piece];
+        else this.#compressedPieces.push(piece);
         this.#compressedLength += piece.length;
       } else if (!this.#acceptMessageData(piece)) {
         return false;
@@ -383,11 +407,14 @@ export class Receiver {
    */
   #inflateFrame(): boolean {
     const pieces = this.#compressedPieces;
-    const data = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
-    this.#compressedPieces = [];
+    const data =
+      pieces === null ? EMPTY_BUFFER : pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+    this.#compressedPieces = null;
     const fin = this.#fin;
     const maxOutput =
-      this.#maxPayload > 0 ? this.#maxPayload - this.#message.length : Number.POSITIVE_INFINITY;
+      this.#maxPayload > 0
+        ? this.#maxPayload - (this.#message?.length ?? 0)
+        : Number.POSITIVE_INFINITY;
     this.#state = INFLATING;
     this.#decompressor!.decompress(data, fin, maxOutput, (error, chunks) => {
       if (this.#state !== INFLATING) return; // stopped meanwhile
@@ -416,29 +443,33 @@ export class Receiver {
 
   /** Takes the next piece of the current message, checking text as it streams in. */
   #acceptMessageData(piece: Buffer): boolean {
-    if (this.#messageOpcode === Opcode.Text && this.#validateUtf8 && !this.#utf8.write(piece)) {
-      return this.#fail(this.#invalidUtf8());
+    if (this.#messageOpcode === Opcode.Text && this.#validateUtf8) {
+      this.#utf8 ??= new Utf8StreamValidator();
+      if (!this.#utf8.write(piece)) return this.#fail(this.#invalidUtf8());
     }
+    this.#message ??= new MessageAssembler();
     this.#message.push(piece);
     return true;
   }
 
   #finishMessage(): boolean {
     const isBinary = this.#messageOpcode === Opcode.Binary;
-    if (!isBinary && this.#validateUtf8 && !this.#utf8.end()) {
+    if (!isBinary && this.#validateUtf8 && this.#utf8 !== null && !this.#utf8.end()) {
       return this.#fail(this.#invalidUtf8());
     }
-    const { pieces, length } = this.#message.take();
+    this.#message ??= new MessageAssembler();
+    const length = this.#message.length;
+    const data = this.#message.take();
     this.#messageOpcode = 0;
     this.#messageFrames = 0;
     this.#compressed = false;
-    this.#sink.onMessage(pieces, length, isBinary);
+    this.#sink.onMessage(data, length, isBinary);
     return !this.stopped;
   }
 
   #readControlPayload(): boolean {
-    if (this.#buffered < this.#remaining) return false;
-    const payload = this.#remaining === 0 ? EMPTY_BUFFER : this.#take(this.#remaining);
+    if (this.#chunks.length < this.#remaining) return false;
+    const payload = this.#remaining === 0 ? EMPTY_BUFFER : this.#chunks.take(this.#remaining);
     if (this.#masked) unmaskInPlace(payload, this.#maskKey);
     this.#remaining = 0;
     this.#state = READ_HEADER;
@@ -492,42 +523,8 @@ export class Receiver {
 
   #fail(error: WebSocketProtocolError): false {
     this.stop();
-    this.#utf8.reset();
+    this.#utf8?.reset();
     this.#sink.onError(error);
     return false;
-  }
-
-  /** Removes exactly `n` buffered bytes (the caller checked they are there). */
-  #take(n: number): Buffer {
-    this.#buffered -= n;
-    const first = this.#chunks.peek();
-    if (first.length === n) return this.#chunks.shift();
-    if (first.length > n) {
-      this.#chunks.replaceHead(first.subarray(n));
-      return first.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    while (filled < n) {
-      const chunk = this.#chunks.peek();
-      const count = Math.min(chunk.length, n - filled);
-      chunk.copy(out, filled, 0, count);
-      filled += count;
-      if (count === chunk.length) this.#chunks.shift();
-      else this.#chunks.replaceHead(chunk.subarray(count));
-    }
-    return out;
-  }
-
-  /** Removes up to `n` bytes from the first buffered chunk, without copying. */
-  #takeUpTo(n: number): Buffer {
-    const first = this.#chunks.peek();
-    if (first.length <= n) {
-      this.#buffered -= first.length;
-      return this.#chunks.shift();
-    }
-    this.#chunks.replaceHead(first.subarray(n));
-    this.#buffered -= n;
-    return first.subarray(0, n);
   }
 }

@@ -66,12 +66,12 @@ export class Sender {
   #inFragmentedMessage = false;
   /** Whether the last queued data send left a message open (`fin: false`). */
   #openMessageAtTail = false;
-  /** Prebuilt whole messages waiting for the open fragmented message to end. */
-  readonly #afterMessage: PendingSend[] = [];
+  /** Prebuilt whole messages waiting for the open fragmented message to end (made on need). */
+  #afterMessage: PendingSend[] | null = null;
   /** Whether the message in progress is compressed: decided by its first fragment. */
   #compressingMessage = false;
-  /** Sends waiting behind a slow one. */
-  readonly #queue: PendingSend[] = [];
+  /** Sends waiting behind a slow one (made on need: most connections never queue). */
+  #queue: PendingSend[] | null = null;
   #queuedBytes = 0;
   #busy = false;
   /** Set when a payload could not be produced: later data is refused, control frames still go. */
@@ -101,15 +101,16 @@ export class Sender {
   ): boolean {
     if (whole && this.#openMessageAtTail && this.#broken === null) {
       const send: PendingSend = { payload, opcode: DATA, options, callback };
-      this.#afterMessage.push(send);
+      this.#holdAfterMessage(send);
       this.#queuedBytes += sizeOf(send);
       return false;
     }
     this.#openMessageAtTail = !options.fin;
     const flowing = this.#enqueue({ payload, opcode: DATA, options, callback });
-    if (options.fin && this.#afterMessage.length > 0) {
+    if (options.fin && this.#afterMessage !== null) {
       // The fragmented message is complete: the whole messages held behind it follow.
-      const held = this.#afterMessage.splice(0);
+      const held = this.#afterMessage;
+      this.#afterMessage = null;
       for (const send of held) {
         this.#queuedBytes -= sizeOf(send);
         this.#enqueue(send);
@@ -134,7 +135,7 @@ export class Sender {
       callback,
     };
     if (this.#openMessageAtTail && this.#broken === null) {
-      this.#afterMessage.push(send);
+      this.#holdAfterMessage(send);
       this.#queuedBytes += size;
       return false;
     }
@@ -157,11 +158,17 @@ export class Sender {
       return false;
     }
     if (this.#busy) {
-      this.#queue.push(send);
+      if (this.#queue === null) this.#queue = [send];
+      else this.#queue.push(send);
       this.#queuedBytes += sizeOf(send);
       return false;
     }
     return this.#process(send);
+  }
+
+  #holdAfterMessage(send: PendingSend): void {
+    if (this.#afterMessage === null) this.#afterMessage = [send];
+    else this.#afterMessage.push(send);
   }
 
   /**
@@ -219,12 +226,13 @@ export class Sender {
   }
 
   #drain(): void {
-    while (!this.#busy && this.#queue.length > 0) {
+    while (!this.#busy && this.#queue !== null) {
       const next = this.#queue.shift()!;
+      if (this.#queue.length === 0) this.#queue = null;
       this.#queuedBytes -= sizeOf(next);
       this.#process(next);
     }
-    if (!this.#busy && this.#queue.length === 0) this.#owner.onSenderIdle();
+    if (!this.#busy && this.#queue === null) this.#owner.onSenderIdle();
   }
 
   /**
@@ -235,7 +243,9 @@ export class Sender {
   #abandon(send: PendingSend, error: Error): void {
     this.#broken = error;
     this.#busy = false;
-    const waiting = [...this.#queue.splice(0), ...this.#afterMessage.splice(0)];
+    const waiting = [...(this.#queue ?? []), ...(this.#afterMessage ?? [])];
+    this.#queue = null;
+    this.#afterMessage = null;
     this.#queuedBytes = 0;
     send.callback?.(error);
     for (const later of waiting) {

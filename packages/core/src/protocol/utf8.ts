@@ -39,8 +39,18 @@ function isValidPrefix(bytes: Uint8Array, length: number): boolean {
  * Whole pieces are checked with `buffer.isUtf8`; only a sequence split across pieces is
  * checked byte by byte.
  */
+/** Where a carried sequence is laid out for checking; shared, as every check is synchronous. */
+const scratch = Buffer.allocUnsafe(4);
+
+/** Lays the `length` bytes packed in `carry` (byte i in bits 8i..8i+7) out in `scratch`. */
+function unpack(carry: number, length: number): Buffer {
+  for (let i = 0; i < length; i++) scratch[i] = (carry >>> (8 * i)) & 0xff;
+  return scratch;
+}
+
 export class Utf8StreamValidator {
-  readonly #carry = Buffer.alloc(4);
+  /** The bytes of a sequence cut short by the last piece, packed in an integer. */
+  #carry = 0;
   #carryLength = 0;
   #carryNeeded = 0;
 
@@ -48,13 +58,17 @@ export class Utf8StreamValidator {
   write(piece: Buffer): boolean {
     let start = 0;
     if (this.#carryLength > 0) {
-      while (this.#carryLength < this.#carryNeeded && start < piece.length) {
-        this.#carry[this.#carryLength++] = piece[start++]!;
+      let carry = this.#carry;
+      let length = this.#carryLength;
+      while (length < this.#carryNeeded && start < piece.length) {
+        carry |= piece[start++]! << (8 * length);
+        length++;
       }
-      if (this.#carryLength < this.#carryNeeded) {
-        return isValidPrefix(this.#carry, this.#carryLength);
-      }
-      if (!isUtf8(this.#carry.subarray(0, this.#carryLength))) return false;
+      this.#carry = carry;
+      this.#carryLength = length;
+      const bytes = unpack(carry, length);
+      if (length < this.#carryNeeded) return isValidPrefix(bytes, length);
+      if (!isUtf8(bytes.subarray(0, length))) return false;
       this.#carryLength = 0;
     }
 
@@ -67,15 +81,20 @@ export class Utf8StreamValidator {
       if (byte >= 0xc0 && sequenceLength(byte) !== back) tail = end - back;
       break;
     }
-    if (tail > start && !isUtf8(piece.subarray(start, tail))) return false;
+    if (tail > start) {
+      const whole = start === 0 && tail === end ? piece : piece.subarray(start, tail);
+      if (!isUtf8(whole)) return false;
+    }
     if (tail === end) return true;
 
     const needed = sequenceLength(piece[tail]!);
     if (needed === 0) return false;
+    let carry = 0;
+    for (let i = tail; i < end; i++) carry |= piece[i]! << (8 * (i - tail));
+    this.#carry = carry;
     this.#carryLength = end - tail;
     this.#carryNeeded = needed;
-    piece.copy(this.#carry, 0, tail, end);
-    return isValidPrefix(this.#carry, this.#carryLength);
+    return isValidPrefix(unpack(carry, end - tail), end - tail);
   }
 
   /** Ends the text: false when it stops inside a sequence. Resets for the next message. */
