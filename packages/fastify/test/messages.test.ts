@@ -296,12 +296,7 @@ describe('schema.message, whatever reads the messages', () => {
     expect(heard).toEqual(['{"text":"before"}']);
   });
 
-  // Known gap of @weft/core (not of this plugin): when the messages held for a late listener
-  // are released and that listener goes away during the release (a `once` listener whose
-  // callback awaits something before listening again), the rest of the batch is emitted to
-  // nobody instead of being held again as a message arriving at that moment would be. The fix
-  // belongs in the core's release of held messages; flip this to `it` once it is there.
-  it.fails('keeps held messages for the next listener when a once listener took the first', async () => {
+  it('keeps held messages for the next listener when a once listener took the first', async () => {
     const app = await createApp();
     const ready = deferred();
     app.get('/handoff', { websocket: true }, async (socket) => {
