@@ -26,7 +26,12 @@ import type { MaybePromise, PubSubAdapter, PubSubNode } from './pubsub/adapter.j
 import { type FanOutOptions, fanOut, type SlowConsumerPolicy } from './pubsub/fan-out.js';
 import { MemoryAdapter } from './pubsub/memory-adapter.js';
 import { type PublishOptions, type TopicHub, TopicRegistry } from './pubsub/topics.js';
-import { type ConnectionOptions, WebSocket } from './websocket.js';
+import {
+  type ConnectionOptions,
+  type ConnectionSettings,
+  connectionSettings,
+  WebSocket,
+} from './websocket.js';
 
 /** What `verifyClient` is told about a handshake. */
 export interface VerifyClientInfo {
@@ -201,6 +206,8 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
   };
   readonly #slowPolicy: SlowConsumerPolicy;
   readonly #liveness: LivenessMonitor;
+  /** What every connection of this server is set up with, made at the first connection. */
+  #settings: ConnectionSettings | undefined;
   /** One 'close' listener for every tracked client (called with the client as `this`). */
   readonly #onClientClose: (this: W) => void;
 
@@ -475,19 +482,10 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     const options = this.options;
     const WebSocketClass =
       options.WebSocket ?? (WebSocket as unknown as NonNullable<ServerOptions<W>['WebSocket']>);
-    const ws = new WebSocketClass(null, undefined, {
-      autoPong: options.autoPong,
-      closeTimeout: options.closeTimeout,
-    });
-    ws.setSocket(socket, head, {
-      protocol,
-      hub: this.#hub,
-      perMessageDeflate: deflate,
-      maxPayload: options.maxPayload,
-      maxFragments: options.maxFragments,
-      skipUTF8Validation: options.skipUTF8Validation,
-      allowSynchronousEvents: options.allowSynchronousEvents,
-    });
+    // Every connection shares the server's settings object (a subclass gets it as its options).
+    this.#settings ??= connectionSettings(options, true);
+    const ws = new WebSocketClass(null, undefined, this.#settings);
+    ws.setSocket(socket, head, { protocol, hub: this.#hub, perMessageDeflate: deflate });
     if (options.clientTracking) {
       this.clients.add(ws);
       ws.on('close', this.#onClientClose);

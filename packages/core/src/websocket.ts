@@ -34,6 +34,7 @@ import {
   ReadyState,
 } from './protocol/constants.js';
 import type { WebSocketProtocolError } from './protocol/errors.js';
+import type { ReceiverOptions } from './protocol/receiver.js';
 import { Receiver, type ReceiverSink } from './protocol/receiver.js';
 import {
   type PrebuiltFrame,
@@ -115,6 +116,51 @@ export interface ClientOptions
    * within `timeout` ms: 'error' (when listened) says why, then 'close' with 1006. Off by default.
    */
   heartbeat?: HeartbeatOptions;
+}
+
+/**
+ * The limits and switches of a connection, normalized. A server makes one and its
+ * connections share it (an idle connection carries one reference, not six fields).
+ * @internal
+ */
+export interface ConnectionSettings extends ReceiverOptions {
+  readonly autoPong: boolean;
+  readonly closeTimeout: number;
+  readonly maxFragments: number;
+  readonly allowSynchronousEvents: boolean;
+}
+
+/** Settings objects made by `connectionSettings`, which a constructor may take as they are. */
+const madeSettings = new WeakSet<object>();
+
+/**
+ * Normalizes connection options (defaults filled in) into a settings object that many
+ * connections can share.
+ * @internal
+ */
+export function connectionSettings(
+  options: Pick<
+    ClientOptions,
+    | 'autoPong'
+    | 'closeTimeout'
+    | 'maxPayload'
+    | 'maxFragments'
+    | 'skipUTF8Validation'
+    | 'allowSynchronousEvents'
+  >,
+  isServer: boolean,
+): ConnectionSettings {
+  const settings: ConnectionSettings = {
+    isServer,
+    autoPong: options.autoPong ?? true,
+    closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
+    maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+    maxFragments: options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
+    skipUTF8Validation: options.skipUTF8Validation ?? false,
+    allowSynchronousEvents: options.allowSynchronousEvents ?? true,
+  };
+  madeSettings.add(settings);
+  return settings;
 }
 
 /** Options `setSocket` takes: what a server hands to each accepted connection. */
@@ -233,17 +279,11 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   declare readonly CLOSED: 3;
 
   #readyState: ReadyState = ReadyState.CONNECTING;
-  #isServer: boolean;
   #url: string | undefined;
   #protocol = '';
   #deflate: PerMessageDeflate | undefined;
   #binaryType: BinaryType = 'nodebuffer';
-  #autoPong: boolean;
-  #closeTimeout: number;
-  #maxPayload: number;
-  #maxFragments: number;
-  #skipUTF8Validation: boolean;
-  #allowSynchronousEvents: boolean;
+  #settings: ConnectionSettings;
 
   #socket: Duplex | null = null;
   #receiver: Receiver | null = null;
@@ -301,18 +341,15 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     } else if (options !== undefined) {
       clientOptions = options;
     }
-    this.#autoPong = clientOptions.autoPong ?? true;
-    this.#closeTimeout = clientOptions.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
-    this.#maxPayload = clientOptions.maxPayload ?? DEFAULT_MAX_PAYLOAD;
-    this.#maxFragments = clientOptions.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
-    this.#skipUTF8Validation = clientOptions.skipUTF8Validation ?? false;
-    this.#allowSynchronousEvents = clientOptions.allowSynchronousEvents ?? true;
+    const isServer = address === null;
+    this.#settings =
+      madeSettings.has(clientOptions) && (clientOptions as ConnectionSettings).isServer === isServer
+        ? (clientOptions as ConnectionSettings)
+        : connectionSettings(clientOptions, isServer);
 
     if (address === null) {
-      this.#isServer = true;
       return;
     }
-    this.#isServer = false;
     this.#connect(address, protocolList, clientOptions);
   }
 
@@ -391,7 +428,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       this.#refuseAfterClose(data, callback);
       return false;
     }
-    const mask = options.mask ?? !this.#isServer;
+    const mask = options.mask ?? !this.#settings.isServer;
     const binary = options.binary ?? typeof data !== 'string';
     const fin = options.fin ?? true;
     const compress = options.compress ?? true;
@@ -421,7 +458,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     this.#activity++;
     this.#openSender().sendData(
       payload,
-      { binary, fin: true, mask: !this.#isServer, compress: true },
+      { binary, fin: true, mask: !this.#settings.isServer, compress: true },
       undefined,
       true,
     );
@@ -555,7 +592,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       this.#refuseAfterClose(payload, callback);
       return;
     }
-    this.#openSender().sendControl(opcode, payload, mask ?? !this.#isServer, callback);
+    this.#openSender().sendControl(opcode, payload, mask ?? !this.#settings.isServer, callback);
   }
 
   #refuseAfterClose(data: SendableData, callback: WriteCallback | undefined): void {
@@ -621,7 +658,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       reason.copy(payload, 2);
     }
     if (this.#socket === null || this.#socket.destroyed) return;
-    this.#openSender().sendControl(Opcode.Close, payload, !this.#isServer, noop);
+    this.#openSender().sendControl(Opcode.Close, payload, !this.#settings.isServer, noop);
     this.#endSocketIfClosed();
     this.#startCloseTimer();
   }
@@ -629,7 +666,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   /** Bounds the end of the connection: past `closeTimeout` the socket is destroyed. */
   #startCloseTimer(): void {
     if (this.#closeTimer !== null || this.#socket === null || this.#socket.destroyed) return;
-    this.#closeTimer = setTimeout(() => this.#socket?.destroy(), this.#closeTimeout);
+    this.#closeTimer = setTimeout(() => this.#socket?.destroy(), this.#settings.closeTimeout);
   }
 
   #clearCloseTimer(): void {
@@ -760,10 +797,6 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
           this.setSocket(socket, head, {
             protocol,
             perMessageDeflate: deflate,
-            maxPayload: this.#maxPayload,
-            maxFragments: this.#maxFragments,
-            skipUTF8Validation: this.#skipUTF8Validation,
-            allowSynchronousEvents: this.#allowSynchronousEvents,
           });
         },
         fail: (error) => {
@@ -794,12 +827,25 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     if (options.protocol !== undefined) this.#protocol = options.protocol;
     this.#deflate = options.perMessageDeflate;
     this.#hub = options.hub;
-    if (options.maxPayload !== undefined) this.#maxPayload = options.maxPayload;
-    if (options.maxFragments !== undefined) this.#maxFragments = options.maxFragments;
-    if (options.skipUTF8Validation !== undefined)
-      this.#skipUTF8Validation = options.skipUTF8Validation;
-    if (options.allowSynchronousEvents !== undefined)
-      this.#allowSynchronousEvents = options.allowSynchronousEvents;
+    if (
+      options.maxPayload !== undefined ||
+      options.maxFragments !== undefined ||
+      options.skipUTF8Validation !== undefined ||
+      options.allowSynchronousEvents !== undefined
+    ) {
+      const current = this.#settings;
+      this.#settings = connectionSettings(
+        {
+          autoPong: current.autoPong,
+          closeTimeout: current.closeTimeout,
+          maxPayload: options.maxPayload ?? current.maxPayload,
+          maxFragments: options.maxFragments ?? current.maxFragments,
+          skipUTF8Validation: options.skipUTF8Validation ?? current.skipUTF8Validation,
+          allowSynchronousEvents: options.allowSynchronousEvents ?? current.allowSynchronousEvents,
+        },
+        current.isServer,
+      );
+    }
 
     this.#socket = socket;
     // One object with prototype methods serves the receiver, the sender and the socket: an
@@ -807,13 +853,9 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     const events = new WebSocket.#ConnectionEvents(this);
     (socket as OwnedSocket)[OWNER] = events;
     this.#receiver = new Receiver(
-      {
-        isServer: this.#isServer,
-        maxPayload: this.#maxPayload,
-        maxFragments: this.#maxFragments,
-        skipUTF8Validation: this.#skipUTF8Validation,
-        decompressor: this.#deflate,
-      },
+      this.#deflate === undefined
+        ? this.#settings
+        : { ...this.#settings, decompressor: this.#deflate },
       events,
     );
 
@@ -838,7 +880,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     // exists the socket buffers what follows. A server starts once its 'connection' handlers
     // ran (next tick), so what those bytes cause (pings, errors) reaches the listeners they
     // attach; a client's listeners are in place already.
-    if (this.#isServer) process.nextTick(startReading, socket, head);
+    if (this.#settings.isServer) process.nextTick(startReading, socket, head);
     else startReading(socket, head);
   }
 
@@ -871,7 +913,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   ): void {
     (this.emit as (event: K, ...args: WebSocketEventMap[K]) => boolean)(event, ...args);
     if (
-      !this.#allowSynchronousEvents &&
+      !this.#settings.allowSynchronousEvents &&
       !this.#deferredEvents &&
       this.#receiver !== null &&
       !this.#receiver.stopped
@@ -939,7 +981,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       const ws = this.#ws;
       ws.#received++;
       if (
-        ws.#autoPong &&
+        ws.#settings.autoPong &&
         ws.#readyState === ReadyState.OPEN &&
         ws.#pendingPongs < MAX_PENDING_PONGS
       ) {
@@ -947,7 +989,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
         ws.#pongFlushed ??= () => {
           ws.#pendingPongs--;
         };
-        ws.#openSender().sendControl(Opcode.Pong, payload, !ws.#isServer, ws.#pongFlushed);
+        ws.#openSender().sendControl(Opcode.Pong, payload, !ws.#settings.isServer, ws.#pongFlushed);
       }
       ws.#emitReceived('ping', payload);
     }

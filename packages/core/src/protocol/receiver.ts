@@ -74,11 +74,8 @@ const headerScratch = Buffer.allocUnsafe(MAX_HEADER);
  */
 export class Receiver {
   readonly #sink: ReceiverSink;
-  readonly #isServer: boolean;
-  readonly #maxPayload: number;
-  readonly #maxFragments: number;
-  readonly #validateUtf8: boolean;
-  readonly #decompressor: MessageDecompressor | undefined;
+  /** Kept as given, not copied: a server's connections without compression share one. */
+  readonly #options: ReceiverOptions;
 
   #state: ParserState = READ_HEADER;
   readonly #chunks = new ChunkQueue();
@@ -109,11 +106,7 @@ export class Receiver {
 
   constructor(options: ReceiverOptions, sink: ReceiverSink) {
     this.#sink = sink;
-    this.#isServer = options.isServer;
-    this.#maxPayload = options.maxPayload;
-    this.#maxFragments = options.maxFragments ?? 0;
-    this.#validateUtf8 = !options.skipUTF8Validation;
-    this.#decompressor = options.decompressor;
+    this.#options = options;
   }
 
   /** Bytes received but not parsed yet. */
@@ -321,7 +314,7 @@ export class Receiver {
           'WS_ERR_INVALID_OPCODE',
         );
       }
-      if (rsv1 && this.#decompressor === undefined) {
+      if (rsv1 && this.#options.decompressor === undefined) {
         return protocolError(
           'Invalid WebSocket frame: RSV1 must be clear',
           'WS_ERR_UNEXPECTED_RSV_1',
@@ -333,8 +326,8 @@ export class Receiver {
         'WS_ERR_INVALID_OPCODE',
       );
     }
-    if (((b1 & 0x80) !== 0) !== this.#isServer) {
-      return this.#isServer
+    if (((b1 & 0x80) !== 0) !== this.#options.isServer) {
+      return this.#options.isServer
         ? protocolError('Invalid WebSocket frame: MASK must be set', 'WS_ERR_EXPECTED_MASK')
         : protocolError('Invalid WebSocket frame: MASK must be clear', 'WS_ERR_UNEXPECTED_MASK');
     }
@@ -359,20 +352,20 @@ export class Receiver {
    */
   #limitError(length: number, compressed: boolean, starts: boolean): WebSocketProtocolError | null {
     const frames = starts ? 1 : this.#messageFrames + 1;
-    if (this.#maxFragments > 0 && frames > this.#maxFragments) {
+    const maxFragments = this.#options.maxFragments ?? 0;
+    if (maxFragments > 0 && frames > maxFragments) {
       return new WebSocketProtocolError(
-        `Too many fragments: a message may span at most ${this.#maxFragments} frames`,
+        `Too many fragments: a message may span at most ${maxFragments} frames`,
         'WS_ERR_TOO_MANY_FRAGMENTS',
         CloseCode.MessageTooBig,
       );
     }
-    if (this.#maxPayload === 0) return null;
+    const maxPayload = this.#options.maxPayload;
+    if (maxPayload === 0) return null;
     // A compressed message is held to maxPayload after inflating; its compressed size gets
     // a margin for incompressible data, and a bound so empty deflate blocks cannot stream forever.
     const sofar = starts ? 0 : compressed ? this.#compressedLength : (this.#message?.length ?? 0);
-    const limit = compressed
-      ? this.#maxPayload + Math.floor(this.#maxPayload / 64) + 1024
-      : this.#maxPayload;
+    const limit = compressed ? maxPayload + Math.floor(maxPayload / 64) + 1024 : maxPayload;
     if (sofar + length <= limit) return null;
     return new WebSocketProtocolError(
       'Max payload size exceeded',
@@ -412,11 +405,11 @@ export class Receiver {
     this.#compressedPieces = null;
     const fin = this.#fin;
     const maxOutput =
-      this.#maxPayload > 0
-        ? this.#maxPayload - (this.#message?.length ?? 0)
+      this.#options.maxPayload > 0
+        ? this.#options.maxPayload - (this.#message?.length ?? 0)
         : Number.POSITIVE_INFINITY;
     this.#state = INFLATING;
-    this.#decompressor!.decompress(data, fin, maxOutput, (error, chunks) => {
+    this.#options.decompressor!.decompress(data, fin, maxOutput, (error, chunks) => {
       if (this.#state !== INFLATING) return; // stopped meanwhile
       if (error !== null) {
         this.#fail(error);
@@ -443,7 +436,7 @@ export class Receiver {
 
   /** Takes the next piece of the current message, checking text as it streams in. */
   #acceptMessageData(piece: Buffer): boolean {
-    if (this.#messageOpcode === Opcode.Text && this.#validateUtf8) {
+    if (this.#messageOpcode === Opcode.Text && !this.#options.skipUTF8Validation) {
       this.#utf8 ??= new Utf8StreamValidator();
       if (!this.#utf8.write(piece)) return this.#fail(this.#invalidUtf8());
     }
@@ -454,7 +447,12 @@ export class Receiver {
 
   #finishMessage(): boolean {
     const isBinary = this.#messageOpcode === Opcode.Binary;
-    if (!isBinary && this.#validateUtf8 && this.#utf8 !== null && !this.#utf8.end()) {
+    if (
+      !isBinary &&
+      !this.#options.skipUTF8Validation &&
+      this.#utf8 !== null &&
+      !this.#utf8.end()
+    ) {
       return this.#fail(this.#invalidUtf8());
     }
     this.#message ??= new MessageAssembler();
@@ -507,7 +505,8 @@ export class Receiver {
       );
     }
     const reason = payload.subarray(2);
-    if (this.#validateUtf8 && !isValidUtf8(reason)) return this.#fail(this.#invalidUtf8());
+    if (!this.#options.skipUTF8Validation && !isValidUtf8(reason))
+      return this.#fail(this.#invalidUtf8());
     this.stop();
     this.#sink.onClose(code, reason);
     return false;
