@@ -10,7 +10,7 @@
  * every headline metric (CPU per operation, memory per connection; lower is better for all of
  * them) on a log scale centred on 1, with the scenarios' targets marked.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -26,6 +26,7 @@ import {
 } from './lib/table.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
+const FINDINGS = join(BENCH, 'FINDINGS.md');
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -65,6 +66,11 @@ const escapeXml = (text) =>
  * Hand-built SVG: per table (subject), one group of horizontal bars per headline metric, one
  * bar per subject/peer pair, and a dashed mark where a scenario sets a target for that pair.
  */
+/** A target's bound (an upper or a lower one), where the chart draws its mark. */
+function targetBound(target) {
+  return target?.max ?? target?.min;
+}
+
 function ratioChart() {
   const pairs = [];
   const blocks = [];
@@ -77,7 +83,9 @@ function ratioChart() {
           .map((peer) => ({
             pair: `${section.subject}/${peer}`,
             ratio: scenario.ratio[metric.key]?.[peer],
-            target: scenario.targets?.find((t) => t.key === metric.key && t.peer === peer)?.max,
+            target: targetBound(
+              scenario.targets?.find((t) => t.key === metric.key && t.peer === peer),
+            ),
           }))
           .filter((b) => Number.isFinite(b.ratio) && b.ratio > 0);
         for (const bar of bars) if (!pairs.includes(bar.pair)) pairs.push(bar.pair);
@@ -111,7 +119,7 @@ function ratioChart() {
   // Legend, wrapped over as many rows as it takes.
   const legend = [
     ...pairs.map((pair) => ({ text: pair, swatch: 'bar', fill: colour[pair] })),
-    ...(hasTargets ? [{ text: 'target (at most)', swatch: 'target' }] : []),
+    ...(hasTargets ? [{ text: 'target', swatch: 'target' }] : []),
   ];
   const legendItems = [];
   let legendX = 20;
@@ -188,7 +196,7 @@ function ratioChart() {
         if (bar.target !== undefined) {
           const tx = x(bar.target).toFixed(1);
           out.push(
-            `<line x1="${tx}" y1="${y - 2}" x2="${tx}" y2="${y + barHeight + 2}" stroke="${TARGET_COLOUR}" stroke-width="2" stroke-dasharray="3,2"><title>${escapeXml(`${group.title}: target ${bar.pair} ≤ ${bar.target}`)}</title></line>`,
+            `<line x1="${tx}" y1="${y - 2}" x2="${tx}" y2="${y + barHeight + 2}" stroke="${TARGET_COLOUR}" stroke-width="2" stroke-dasharray="3,2"><title>${escapeXml(`${group.title}: target for ${bar.pair}: ${bar.target}`)}</title></line>`,
           );
         }
         out.push(
@@ -270,6 +278,8 @@ function markdown(svgPath, outPath) {
   if (results.notes.length > 0) {
     lines.push('Notes:', '', ...results.notes.map((n) => `- ${n}`), '');
   }
+  // What the profiles say about the targets is written by hand, next to this script.
+  if (existsSync(FINDINGS)) lines.push(readFileSync(FINDINGS, 'utf8').trim(), '');
   const errors = results.scenarios.flatMap((s) =>
     s.errors.map((e) => `- ${s.name}, ${e.peer}, repetition ${e.rep + 1}: ${e.error}`),
   );

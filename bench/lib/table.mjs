@@ -80,27 +80,29 @@ export function tableRows({ subject, scenarios, peers }) {
 }
 
 /**
- * The scenarios' targets with the ratio measured: [{ scenario, metric, subject, peer, max,
- * ratio, met, text }]; `met` is null when there is no ratio (a failed or skipped case).
+ * The scenarios' targets with the ratio measured: [{ scenario, metric, subject, peer, max or
+ * min, ratio, met, text }]; `met` is null when there is no ratio (a failed or skipped case).
  */
 export function targets(results) {
   const out = [];
   for (const scenario of results.scenarios) {
     const subject = subjectOf(scenario, results);
-    for (const { key, peer, max } of scenario.targets ?? []) {
+    for (const { key, peer, max, min } of scenario.targets ?? []) {
       const metric = scenario.metrics.find((m) => m.key === key);
       const ratio = scenario.ratio[key]?.[peer];
-      const met = Number.isFinite(ratio) ? ratio <= max : null;
+      const met = Number.isFinite(ratio) ? (max !== undefined ? ratio <= max : ratio >= min) : null;
       const verdict = met === null ? 'no value' : met ? 'met' : 'NOT met';
+      const bound = max !== undefined ? `≤ ${max}` : `≥ ${min}`;
       out.push({
         scenario: scenario.name,
         metric: metric?.label ?? key,
         subject,
         peer,
         max,
+        min,
         ratio,
         met,
-        text: `${scenario.name}: ${subject}/${peer} of ${metric?.label ?? key} ${formatRatio(ratio)}, target ≤ ${max}: ${verdict}`,
+        text: `${scenario.name}: ${subject}/${peer} of ${metric?.label ?? key} ${formatRatio(ratio)}, target ${bound}: ${verdict}`,
       });
     }
   }

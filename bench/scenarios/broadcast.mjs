@@ -15,6 +15,8 @@ export default {
   name: 'broadcast',
   summary: '1 KiB text to 1 000 clients per round (wss.broadcast / the ws loop / raw writes)',
   kinds: ['websocket', 'raw'],
+  // Issue 8's targets, as ratios weft/peer.
+  targets: [{ key: 'cpu', peer: 'ws', max: 0.6 }],
   params: ({ smoke }) => ({
     clients: smoke ? 50 : 1000,
     size: 1024,

@@ -30,9 +30,10 @@ function pump(socket, payload, window, isRunning, counters) {
 
 const MB = 1e6;
 
-export function bulkScenario(name, size, label) {
+export function bulkScenario(name, size, label, targets) {
   return {
     name,
+    targets,
     summary: `${label} binary messages over 4 connections: upload (client to server), then download`,
     kinds: ['websocket', 'raw'],
     params: ({ smoke }) => ({

@@ -11,6 +11,8 @@ export default {
   role: 'client',
   serverPeer: 'ws',
   clients: ['weft', 'ws', 'ws-nobu'],
+  // Issue 8's targets, as ratios weft/peer.
+  targets: [{ key: 'cpu', peer: 'ws', max: 0.95 }],
   params: ({ smoke }) => ({
     connections: smoke ? 10 : 50,
     size: 32,

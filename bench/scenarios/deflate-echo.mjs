@@ -16,6 +16,8 @@ export default {
     '16 KiB JSON text echoed over 20 connections, permessage-deflate on both sides (zlib level 6, context takeover)',
   // A raw ceiling would mean writing a permessage-deflate of our own: WebSocket peers only.
   kinds: ['websocket'],
+  // Issue 8's targets, as ratios weft/peer.
+  targets: [{ key: 'cpu', peer: 'ws', max: 0.9 }],
   params: ({ smoke }) => ({
     connections: smoke ? 4 : 20,
     size: 16 * 1024,

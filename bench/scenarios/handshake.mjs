@@ -15,6 +15,8 @@ export default {
   name: 'handshake',
   summary: 'connect + close cycles, 16 at a time',
   kinds: ['websocket', 'raw'],
+  // Issue 8's targets, as ratios weft/peer.
+  targets: [{ key: 'cpu', peer: 'ws', max: 0.75 }],
   params: ({ smoke }) => ({
     concurrency: smoke ? 4 : 16,
     warmupMs: smoke ? 100 : 500,

@@ -18,6 +18,11 @@ export default {
   name: 'idle-memory',
   summary: '10 000 idle connections (fewer if the fd limit says so): server memory per connection',
   kinds: ['websocket', 'raw'],
+  // Issue 8's targets, as ratios weft/peer.
+  targets: [
+    { key: 'rss', peer: 'ws', max: 0.8 },
+    { key: 'heap', peer: 'ws', max: 0.8 },
+  ],
   // Memory after a full GC barely moves between runs, and 10 000 handshakes take a while.
   maxRepeat: 3,
   params({ smoke, fdLimit, portRange }) {
