@@ -130,6 +130,9 @@ export interface ConnectionSettings extends ReceiverOptions {
   readonly allowSynchronousEvents: boolean;
 }
 
+/** `send` without options reads this instead of making an empty object per call. */
+const NO_SEND_OPTIONS: SendOptions = Object.freeze({});
+
 /** Settings objects made by `connectionSettings`, which a constructor may take as they are. */
 const madeSettings = new WeakSet<object>();
 
@@ -420,7 +423,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     optionsOrCallback?: SendOptions | WriteCallback,
     maybeCallback?: WriteCallback,
   ): boolean {
-    const options = typeof optionsOrCallback === 'object' ? optionsOrCallback : {};
+    const options = typeof optionsOrCallback === 'object' ? optionsOrCallback : NO_SEND_OPTIONS;
     const callback = typeof optionsOrCallback === 'function' ? optionsOrCallback : maybeCallback;
     if (this.#readyState === ReadyState.CONNECTING) throw this.#notOpenError();
     if (typeof data === 'number') data = String(data);

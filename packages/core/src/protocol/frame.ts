@@ -19,14 +19,17 @@ const MASK_POOL_SIZE = 8192;
 const maskPool = Buffer.allocUnsafe(MASK_POOL_SIZE);
 let maskPoolOffset = MASK_POOL_SIZE;
 
-function nextMaskKey(): Buffer {
+/** Copies the next random masking key into `target` at `offset`. */
+function writeMaskKey(target: Buffer, offset: number): void {
   if (maskPoolOffset === MASK_POOL_SIZE) {
     randomFillSync(maskPool);
     maskPoolOffset = 0;
   }
-  const key = maskPool.subarray(maskPoolOffset, maskPoolOffset + 4);
+  target[offset] = maskPool[maskPoolOffset]!;
+  target[offset + 1] = maskPool[maskPoolOffset + 1]!;
+  target[offset + 2] = maskPool[maskPoolOffset + 2]!;
+  target[offset + 3] = maskPool[maskPoolOffset + 3]!;
   maskPoolOffset += 4;
-  return key;
 }
 
 function headerLength(payloadLength: number, mask: boolean): number {
@@ -65,9 +68,8 @@ export function buildFrame(payload: Buffer, options: FrameOptions): Buffer | [Bu
   if (options.mask) {
     const frame = Buffer.allocUnsafe(size + length);
     const offset = writeHeader(frame, length, options);
-    const key = nextMaskKey();
-    key.copy(frame, offset);
-    maskInto(payload, key, frame, offset + 4);
+    writeMaskKey(frame, offset);
+    maskInto(payload, frame, offset, frame, offset + 4);
     return frame;
   }
   if (length <= MERGE_LIMIT) {

@@ -21,23 +21,39 @@ function loadNativeMasker(): NativeMasker | undefined {
 
 const native = loadNativeMasker();
 
+/** The native masker reads its key from a buffer; one serves every call (all synchronous). */
+const nativeKey = Buffer.allocUnsafe(4);
+
 /** Below this many bytes the call into the addon costs more than the loop it saves. */
 const NATIVE_THRESHOLD = 48;
 
 /** Whether the native `bufferutil` masker is in use. */
 export const usingNativeMasker: boolean = native !== undefined;
 
-/** Writes `source` XOR the 4-byte `key` into `output` at `offset`. */
-export function maskInto(source: Buffer, key: Buffer, output: Buffer, offset: number): void {
+/**
+ * Writes `source` XOR the 4-byte key found at `key[keyAt]` into `output` at `offset`. The key
+ * is read in place, so a frame's own header can hold it (no Buffer per key).
+ */
+export function maskInto(
+  source: Buffer,
+  key: Buffer,
+  keyAt: number,
+  output: Buffer,
+  offset: number,
+): void {
   const length = source.length;
+  const k0 = key[keyAt]!;
+  const k1 = key[keyAt + 1]!;
+  const k2 = key[keyAt + 2]!;
+  const k3 = key[keyAt + 3]!;
   if (native !== undefined && length >= NATIVE_THRESHOLD) {
-    native.mask(source, key, output, offset, length);
+    nativeKey[0] = k0;
+    nativeKey[1] = k1;
+    nativeKey[2] = k2;
+    nativeKey[3] = k3;
+    native.mask(source, nativeKey, output, offset, length);
     return;
   }
-  const k0 = key[0]!;
-  const k1 = key[1]!;
-  const k2 = key[2]!;
-  const k3 = key[3]!;
   let i = 0;
   for (const end = length - 3; i < end; i += 4) {
     output[offset + i] = source[i]! ^ k0;
@@ -45,11 +61,10 @@ export function maskInto(source: Buffer, key: Buffer, output: Buffer, offset: nu
     output[offset + i + 2] = source[i + 2]! ^ k2;
     output[offset + i + 3] = source[i + 3]! ^ k3;
   }
-  for (; i < length; i++) output[offset + i] = source[i]! ^ key[i & 3]!;
+  if (i < length) output[offset + i] = source[i]! ^ k0;
+  if (i + 1 < length) output[offset + i + 1] = source[i + 1]! ^ k1;
+  if (i + 2 < length) output[offset + i + 2] = source[i + 2]! ^ k2;
 }
-
-/** The native unmasker reads its key from a buffer; one serves every call (all synchronous). */
-const nativeKey = Buffer.allocUnsafe(4);
 
 /**
  * XORs `buffer` in place with the 4-byte masking key `key` (big-endian in a 32-bit integer,

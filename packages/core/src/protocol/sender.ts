@@ -106,7 +106,11 @@ export class Sender {
       return false;
     }
     this.#openMessageAtTail = !options.fin;
-    const flowing = this.#enqueue({ payload, opcode: DATA, options, callback });
+    // Nothing ahead of it: a buffer goes straight out, with no queue entry made for it.
+    const flowing =
+      !this.#busy && this.#broken === null && Buffer.isBuffer(payload)
+        ? this.#sendBuffer(payload, options, callback)
+        : this.#enqueue({ payload, opcode: DATA, options, callback });
     if (options.fin && this.#afterMessage !== null) {
       // The fragmented message is complete: the whole messages held behind it follow.
       const held = this.#afterMessage;
@@ -190,14 +194,22 @@ export class Sender {
           this.#drain();
         },
         (error: unknown) =>
-          this.#abandon(send, error instanceof Error ? error : new Error(String(error))),
+          this.#abandon(send.callback, error instanceof Error ? error : new Error(String(error))),
       );
       return false;
     }
     if (send.opcode !== DATA) {
       return this.#write(send.opcode, payload, true, false, send.options.mask, send.callback);
     }
-    const options = send.options;
+    return this.#sendBuffer(payload, send.options, send.callback);
+  }
+
+  /** Sends a data message or fragment held in a buffer (compressing it when negotiated). */
+  #sendBuffer(
+    payload: Buffer,
+    options: DataFrameOptions,
+    callback: WriteCallback | undefined,
+  ): boolean {
     const first = !this.#inFragmentedMessage;
     const opcode = first ? (options.binary ? Opcode.Binary : Opcode.Text) : Opcode.Continuation;
     if (first) {
@@ -207,7 +219,7 @@ export class Sender {
     }
     this.#inFragmentedMessage = !options.fin;
     if (!this.#compressingMessage) {
-      return this.#write(opcode, payload, options.fin, false, options.mask, send.callback);
+      return this.#write(opcode, payload, options.fin, false, options.mask, callback);
     }
     this.#busy = true;
     this.#queuedBytes += payload.length;
@@ -215,11 +227,11 @@ export class Sender {
       this.#queuedBytes -= payload.length;
       this.#busy = false;
       if (error !== null || compressed === undefined) {
-        this.#abandon(send, error ?? new Error('Compression failed'));
+        this.#abandon(callback, error ?? new Error('Compression failed'));
         return;
       }
       // RSV1 marks the first frame of a compressed message only (RFC 7692 §6).
-      this.#write(opcode, compressed, options.fin, first, options.mask, send.callback);
+      this.#write(opcode, compressed, options.fin, first, options.mask, callback);
       this.#drain();
     });
     return false;
@@ -240,14 +252,14 @@ export class Sender {
    * message with a piece missing: waiting and later data sends are refused, control frames
    * (the close frame that fails the connection) still go, and the owner is told.
    */
-  #abandon(send: PendingSend, error: Error): void {
+  #abandon(callback: WriteCallback | undefined, error: Error): void {
     this.#broken = error;
     this.#busy = false;
     const waiting = [...(this.#queue ?? []), ...(this.#afterMessage ?? [])];
     this.#queue = null;
     this.#afterMessage = null;
     this.#queuedBytes = 0;
-    send.callback?.(error);
+    callback?.(error);
     for (const later of waiting) {
       if (later.opcode < 0) later.callback?.(error);
       else this.#process(later);
