@@ -112,7 +112,9 @@ interface ExpressApp {
 const integrated = new WeakSet<object>();
 
 function isWebSocketUpgrade(req: IncomingMessage): boolean {
-  return (req.headers.upgrade ?? '').toLowerCase() === 'websocket';
+  const upgrade = req.headers.upgrade;
+  // Clients send it in lower case; only the others pay for a lower-cased copy.
+  return upgrade === 'websocket' || (upgrade ?? '').toLowerCase() === 'websocket';
 }
 
 function destroySocket(this: Duplex): void {
@@ -295,7 +297,8 @@ class ExpressIntegration implements WeftExpress, UpgradeOwner, ConnectionOwner {
       }
       members.add(socket);
     }
-    socket.once('close', () => {
+    // 'on' rather than 'once': a socket closes once, and once() wraps every listener.
+    socket.on('close', () => {
       for (const route of routes) {
         const members = this.#routes.get(route);
         if (members === undefined) continue;
@@ -303,18 +306,21 @@ class ExpressIntegration implements WeftExpress, UpgradeOwner, ConnectionOwner {
         if (members.size === 0) this.#routes.delete(route);
       }
     });
-    const fail = (error: unknown): void => {
-      this.report(error, { phase: 'handler', req: req as unknown as Request, socket });
-      if (socket.readyState === ReadyState.OPEN || socket.readyState === ReadyState.CONNECTING) {
-        socket.close(CloseCode.InternalError, 'Internal Server Error');
-      }
-    };
     try {
       this.wss.emit('connection', socket, req);
       const result: unknown = handler(socket, req);
-      if (isThenable(result)) result.then(undefined, fail);
+      if (isThenable(result)) {
+        result.then(undefined, (error: unknown) => this.#handlerFailed(error, socket, req));
+      }
     } catch (error) {
-      fail(error);
+      this.#handlerFailed(error, socket, req);
+    }
+  }
+
+  #handlerFailed(error: unknown, socket: WebSocket, req: RoutedRequest): void {
+    this.report(error, { phase: 'handler', req: req as unknown as Request, socket });
+    if (socket.readyState === ReadyState.OPEN || socket.readyState === ReadyState.CONNECTING) {
+      socket.close(CloseCode.InternalError, 'Internal Server Error');
     }
   }
 

@@ -62,10 +62,12 @@ function servesOtherMethods(req: RoutedRequest, handle: unknown): boolean {
  * for every request still apply to WebSockets.
  */
 function skips(layer: Layer, req: IncomingMessage): boolean {
+  // Cheapest test first: after Express set the request's prototype, reading the request is
+  // slow, while the layer and its handler keep their shapes.
   return (
     typeof layer.method === 'string' &&
-    isWebSocketRequest(req) &&
     !isWebSocketRoute(layer.handle) &&
+    isWebSocketRequest(req) &&
     !servesOtherMethods(req, layer.handle)
   );
 }

@@ -94,6 +94,28 @@ function webSocketRoute(
   stack: readonly Middleware[],
   handler: ConnectionHandler,
 ): RouteLayer {
+  // The names depend on the mount path as matched, which is the same upgrade after upgrade
+  // unless the mount path has parameters: the last one is kept rather than rebuilt each time
+  // (one entry, so a parameterized mount path cannot grow it).
+  let namedBase: string | undefined;
+  let names: readonly string[] = [];
+  const open = (
+    socket: WebSocket,
+    req: RoutedRequest,
+    upgrade: PendingUpgrade,
+    routes: unknown,
+  ): void => {
+    const owner = upgrade.owner as unknown as ConnectionOwner;
+    owner.opened(socket, req, routes as readonly string[], handler);
+  };
+  const handOff = (upgrade: PendingUpgrade, req: RoutedRequest): void => {
+    const base = req.baseUrl ?? '';
+    if (base !== namedBase) {
+      names = paths.map((path) => routeName(base, path));
+      namedBase = base;
+    }
+    upgrade.handOff(req, open, names);
+  };
   return markWebSocketRoute(function webSocketRoute(req, res, next) {
     const upgrade = upgradeOf(req);
     if (upgrade === undefined) {
@@ -108,12 +130,8 @@ function webSocketRoute(
         next(refusal);
         return;
       }
-      runStack(stack, req, res, upgrade, next, () => {
-        const base = req.baseUrl ?? '';
-        const names = paths.map((path) => routeName(base, path));
-        const owner = upgrade.owner as unknown as ConnectionOwner;
-        upgrade.handOff(req, (socket) => owner.opened(socket, req, names, handler));
-      });
+      if (stack.length === 0) handOff(upgrade, req);
+      else runStack(stack, req, res, upgrade, next, () => handOff(upgrade, req));
     });
   });
 }

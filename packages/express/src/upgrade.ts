@@ -56,38 +56,39 @@ export function isWebSocketRequest(req: IncomingMessage): boolean {
   return upgradeOf(req) !== undefined;
 }
 
+/** Shared by every upgrade: a listener per socket, not a closure per upgrade. */
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
 /**
  * One upgrade request, from the `'upgrade'` event to its end: an HTTP answer (from a
  * middleware, the final handler, or a refusal), a handshake handed to the core server, or
  * the client leaving. Every way out closes or hands on the socket, and a timer bounds the
  * time spent before one is taken.
+ *
+ * Most upgrades go through Express synchronously, straight to the core's handshake. The
+ * socket's and the response's listeners and the timer only matter once the event loop turns,
+ * since none of their events can fire while the dispatch runs, so they are attached when the
+ * dispatch returns and only if the upgrade is still ours: the common upgrade never pays for
+ * them (express-ws pays for none of them either).
  */
 export class PendingUpgrade {
   readonly request: IncomingMessage;
   readonly socket: Duplex;
   readonly head: Buffer;
   readonly owner: UpgradeOwner;
+  readonly #timeout: number;
   #originAllowed = false;
   /** A WebSocket route took the request: what its middleware answers is deliberate. */
   #reachedRoute = false;
   #state: State = 'checking';
   #response: ServerResponse | null = null;
   #timer: NodeJS.Timeout | null = null;
-  readonly #onSocketError = (): void => {
-    this.socket.destroy();
-  };
-  readonly #onSocketClose = (): void => {
-    this.#leave('gone');
-  };
-  readonly #onResponseFinish = (): void => {
-    // A middleware (or the final handler) answered over HTTP: no WebSocket, and the socket
-    // must not stay open waiting for a second request that will never be read.
-    const status = this.#response?.statusCode ?? 0;
-    if (!this.#reachedRoute && (status < 300 || status === 304)) this.#reportPageAnswer(status);
-    this.#leave('answered');
-    this.#detachResponse();
-    this.#endSocket();
-  };
+  /** Our `'error'` listener is on the socket (it stays after an HTTP answer). */
+  #guarded = false;
+  #onSocketClose: (() => void) | null = null;
+  #onResponseFinish: (() => void) | null = null;
 
   constructor(
     owner: UpgradeOwner,
@@ -100,9 +101,7 @@ export class PendingUpgrade {
     this.request = request;
     this.socket = socket;
     this.head = head;
-    socket.on('error', this.#onSocketError);
-    socket.once('close', this.#onSocketClose);
-    if (timeout > 0) this.#timer = setTimeout(() => this.#timedOut(), timeout);
+    this.#timeout = timeout;
   }
 
   /** Still deciding: no answer sent, not handed to the WebSocket server. */
@@ -118,6 +117,7 @@ export class PendingUpgrade {
   refuse(status: number, message?: string, headers?: OutgoingHttpHeaders): void {
     if (!this.pending) return;
     const started = this.#response?.headersSent === true;
+    this.#guard();
     this.#leave('answered');
     this.#detachResponse();
     if (started) this.#endSocket();
@@ -136,7 +136,6 @@ export class PendingUpgrade {
     // One answer per upgrade socket: `Connection: close`, then the socket is ended.
     res.shouldKeepAlive = false;
     res.assignSocket(this.socket as Socket);
-    res.once('finish', this.#onResponseFinish);
     this.#response = res;
     Object.defineProperty(req, kUpgrade, { value: this, configurable: true });
     try {
@@ -144,6 +143,47 @@ export class PendingUpgrade {
     } catch (error) {
       this.#finalHandler(error);
     }
+    this.#watch();
+  }
+
+  /**
+   * After the synchronous part of the dispatch: an upgrade that is not with the core yet
+   * (still in the middleware, or answered over HTTP) gets its listeners and its timer.
+   */
+  #watch(): void {
+    if (this.#state === 'upgrading') return;
+    // The socket stays ours while an answer is written: an error then must not go unheard.
+    this.#guard();
+    if (!this.pending) return;
+    this.#onSocketClose = () => {
+      this.#leave('gone');
+    };
+    this.socket.once('close', this.#onSocketClose);
+    const res = this.#response;
+    if (res !== null) {
+      // A middleware (or the final handler) answered over HTTP: no WebSocket, and the socket
+      // must not stay open waiting for a second request that will never be read. 'finish'
+      // comes from a write callback, never during the dispatch, so it is not missed here.
+      this.#onResponseFinish = () => {
+        const status = this.#response?.statusCode ?? 0;
+        if (!this.#reachedRoute && (status < 300 || status === 304)) {
+          this.#reportPageAnswer(status);
+        }
+        this.#leave('answered');
+        this.#detachResponse();
+        this.#endSocket();
+      };
+      res.once('finish', this.#onResponseFinish);
+    }
+    // The timer counts from the loop time the upgrade arrived in, as if armed before the
+    // dispatch: Node starts timers at the loop's cached time, and no turn has passed.
+    if (this.#timeout > 0) this.#timer = setTimeout(() => this.#timedOut(), this.#timeout);
+  }
+
+  #guard(): void {
+    if (this.#guarded) return;
+    this.#guarded = true;
+    this.socket.on('error', destroySocket);
   }
 
   /**
@@ -159,16 +199,6 @@ export class PendingUpgrade {
       done();
       return;
     }
-    const decide = (allowed: unknown): void => {
-      if (!this.pending) return;
-      // Only a literal true allows: a policy returning something else by mistake refuses.
-      if (allowed === true) {
-        this.#originAllowed = true;
-        done();
-      } else {
-        done(new OriginNotAllowedError(requestOrigin(req) ?? ''));
-      }
-    };
     let verdict: boolean | PromiseLike<boolean>;
     try {
       verdict = this.owner.checkOrigin(req);
@@ -177,20 +207,38 @@ export class PendingUpgrade {
       return;
     }
     if (isThenable(verdict)) {
-      verdict.then(decide, (error: unknown) => {
-        if (this.pending) done(error ?? new Error('The origin policy rejected'));
-      });
+      verdict.then(
+        (allowed) => this.#decide(allowed, req, done),
+        (error: unknown) => {
+          if (this.pending) done(error ?? new Error('The origin policy rejected'));
+        },
+      );
     } else {
-      decide(verdict);
+      this.#decide(verdict, req, done);
+    }
+  }
+
+  #decide(allowed: unknown, req: IncomingMessage, done: (error?: unknown) => void): void {
+    if (!this.pending) return;
+    // Only a literal true allows: a policy returning something else by mistake refuses.
+    if (allowed === true) {
+      this.#originAllowed = true;
+      done();
+    } else {
+      done(new OriginNotAllowedError(requestOrigin(req) ?? ''));
     }
   }
 
   /**
    * The WebSocket route's last step: hands the socket to the core server's handshake.
-   * `open` runs once the connection is open. Returns false when the upgrade was already
-   * answered, timed out or abandoned, so there is nothing to hand on.
+   * `open(socket, req, upgrade, context)` runs once the connection is open. Returns false when the upgrade was already answered, timed
+   * out or abandoned, so there is nothing to hand on.
    */
-  handOff(req: IncomingMessage, open: (socket: WebSocket) => void): boolean {
+  handOff<Req extends IncomingMessage>(
+    req: Req,
+    open: (socket: WebSocket, req: Req, upgrade: PendingUpgrade, context: unknown) => void,
+    context: unknown,
+  ): boolean {
     if (this.#state !== 'routing') return false;
     if (this.#response?.headersSent === true) {
       // A middleware started an HTTP answer and still called next(): neither a WebSocket
@@ -203,13 +251,18 @@ export class PendingUpgrade {
     const res = this.#response;
     this.#leave('upgrading');
     this.#detachResponse();
-    this.socket.removeListener('error', this.#onSocketError);
+    if (this.#guarded) {
+      this.#guarded = false;
+      this.socket.removeListener('error', destroySocket);
+    }
     try {
+      // A closure rather than finding the upgrade again from the request: once Express set
+      // the request's prototype, every property read on it is a slow, megamorphic one.
       this.owner.wss.handleUpgrade(req, this.socket, this.head, (socket) => {
         // What the socket was answered, for access loggers that log when the connection ends
         // (on-finished sees its close) and read the status from the response.
         if (res !== null) res.statusCode = 101;
-        open(socket);
+        open(socket, req, this, context);
       });
     } catch (error) {
       this.socket.destroy();
@@ -277,7 +330,7 @@ export class PendingUpgrade {
     this.#state = state;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    this.socket.removeListener('close', this.#onSocketClose);
+    if (this.#onSocketClose !== null) this.socket.removeListener('close', this.#onSocketClose);
     this.owner.settled(this);
   }
 
@@ -295,7 +348,7 @@ export class PendingUpgrade {
     const res = this.#response;
     if (res === null) return;
     this.#response = null;
-    res.removeListener('finish', this.#onResponseFinish);
+    if (this.#onResponseFinish !== null) res.removeListener('finish', this.#onResponseFinish);
     if (res.socket === this.socket) res.detachSocket(this.socket as Socket);
   }
 }
