@@ -435,7 +435,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     const binary = options.binary ?? typeof data !== 'string';
     const fin = options.fin ?? true;
     const compress = options.compress ?? true;
-    const payload = isBlob(data) ? data : toBuffer(data);
+    // Strings go to the sender as they are: a short one is encoded straight into its frame.
+    const payload = isBlob(data) || typeof data === 'string' ? data : toBuffer(data);
     this.#activity++;
     const flowing = this.#openSender().sendData(payload, { binary, fin, mask, compress }, callback);
     if (!flowing) this.#drainOwed = true;

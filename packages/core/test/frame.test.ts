@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Opcode } from '../src/protocol/constants.js';
-import { buildFrame } from '../src/protocol/frame.js';
+import { buildFrame, buildStringFrame } from '../src/protocol/frame.js';
 import { Receiver } from '../src/protocol/receiver.js';
 
 function bytesOf(frame: Buffer | [Buffer, Buffer]): Buffer {
@@ -104,4 +104,35 @@ describe('buildFrame', () => {
       });
     }
   }
+});
+
+describe('buildStringFrame', () => {
+  const texts = [
+    '',
+    'a',
+    'héllo wörld ✓ 🎉',
+    'x'.repeat(125),
+    'é'.repeat(100),
+    'lone \ud800 surrogate',
+  ];
+  it.each([false, true])(
+    'encodes text straight into the frame, as Buffer.from would (mask %s)',
+    (mask) => {
+      for (const text of texts) {
+        const bytes = Buffer.from(text, 'utf8');
+        const frame = buildStringFrame(text, bytes.length, {
+          opcode: Opcode.Text,
+          fin: true,
+          rsv1: false,
+          mask,
+        });
+        // A server parses what a client masks, and the other way round.
+        expect(parse(frame, mask)).toEqual([{ data: bytes, isBinary: false }]);
+        if (!mask)
+          expect(frame).toEqual(
+            bytesOf(buildFrame(bytes, { opcode: Opcode.Text, fin: true, rsv1: false, mask })),
+          );
+      }
+    },
+  );
 });

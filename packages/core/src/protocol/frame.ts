@@ -12,7 +12,7 @@ export interface FrameOptions {
 }
 
 /** Payloads up to this size are copied next to their header so the frame is one write. */
-const MERGE_LIMIT = 1024;
+export const MERGE_LIMIT = 1024;
 
 // Mask keys come from a pool of random bytes refilled in bulk: one syscall per 2048 frames.
 const MASK_POOL_SIZE = 8192;
@@ -81,4 +81,22 @@ export function buildFrame(payload: Buffer, options: FrameOptions): Buffer | [Bu
   const header = Buffer.allocUnsafe(size);
   writeHeader(header, length, options);
   return [header, payload];
+}
+
+/**
+ * Builds one frame around a string of `byteLength` UTF-8 bytes (at most `MERGE_LIMIT`),
+ * encoding it straight behind the header: no Buffer is made for the text first.
+ */
+export function buildStringFrame(text: string, byteLength: number, options: FrameOptions): Buffer {
+  const size = headerLength(byteLength, options.mask);
+  const frame = Buffer.allocUnsafe(size + byteLength);
+  const offset = writeHeader(frame, byteLength, options);
+  if (!options.mask) {
+    frame.write(text, size, 'utf8');
+    return frame;
+  }
+  writeMaskKey(frame, offset);
+  frame.write(text, size, 'utf8');
+  maskInto(frame.subarray(size), frame, offset, frame, size);
+  return frame;
 }

@@ -1,7 +1,7 @@
 import type { Blob } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import { Opcode } from './constants.js';
-import { buildFrame } from './frame.js';
+import { buildFrame, buildStringFrame, MERGE_LIMIT } from './frame.js';
 
 /** Called once the data was handed to the operating system, or with the reason it was not. */
 export type WriteCallback = (error?: Error | null) => void;
@@ -94,11 +94,16 @@ export class Sender {
    * for that message's last fragment.
    */
   sendData(
-    payload: Payload,
+    data: Payload | string,
     options: DataFrameOptions,
     callback?: WriteCallback,
     whole = false,
   ): boolean {
+    if (typeof data === 'string') {
+      const sent = this.#sendShortString(data, options, callback, whole);
+      if (sent !== undefined) return sent;
+    }
+    const payload = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     if (whole && this.#openMessageAtTail && this.#broken === null) {
       const send: PendingSend = { payload, opcode: DATA, options, callback };
       this.#holdAfterMessage(send);
@@ -122,6 +127,44 @@ export class Sender {
       return false;
     }
     return flowing;
+  }
+
+  /**
+   * A short whole message with nothing ahead of it and no compression: its text is encoded
+   * straight into the frame. Undefined when the general path must take it.
+   */
+  #sendShortString(
+    text: string,
+    options: DataFrameOptions,
+    callback: WriteCallback | undefined,
+    whole: boolean,
+  ): boolean | undefined {
+    if (
+      this.#busy ||
+      this.#broken !== null ||
+      this.#inFragmentedMessage ||
+      !options.fin ||
+      (whole && this.#openMessageAtTail) ||
+      text.length > MERGE_LIMIT
+    ) {
+      return undefined;
+    }
+    const byteLength = Buffer.byteLength(text, 'utf8');
+    const compressor = this.#compressor;
+    if (byteLength > MERGE_LIMIT) return undefined;
+    if (options.compress && compressor !== undefined && byteLength >= compressor.threshold) {
+      return undefined;
+    }
+    this.#openMessageAtTail = false;
+    this.#compressingMessage = false;
+    const opcode = options.binary ? Opcode.Binary : Opcode.Text;
+    const frame = buildStringFrame(text, byteLength, {
+      opcode,
+      fin: true,
+      rsv1: false,
+      mask: options.mask,
+    });
+    return this.#writeFrame(frame, callback);
   }
 
   /**
