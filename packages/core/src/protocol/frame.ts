@@ -58,27 +58,35 @@ function writeHeader(target: Buffer, payloadLength: number, options: FrameOption
 }
 
 /**
+ * A frame buffer with room for `length` payload bytes behind its header (and its masking key,
+ * drawn here when masked). Returns the frame and where its payload goes.
+ */
+function frameWithRoom(length: number, options: FrameOptions): [frame: Buffer, payloadAt: number] {
+  const payloadAt = headerLength(length, options.mask);
+  const frame = Buffer.allocUnsafe(payloadAt + length);
+  const keyAt = writeHeader(frame, length, options);
+  if (options.mask) writeMaskKey(frame, keyAt);
+  return [frame, payloadAt];
+}
+
+/**
  * Builds one frame around `payload`. The result is one buffer (small or masked payloads are
  * copied behind the header) or a header and the caller's payload, untouched, for a corked
  * write. Unmasked frames depend on nothing per connection, so one frame can go to many sockets.
  */
 export function buildFrame(payload: Buffer, options: FrameOptions): Buffer | [Buffer, Buffer] {
   const length = payload.length;
-  const size = headerLength(length, options.mask);
   if (options.mask) {
-    const frame = Buffer.allocUnsafe(size + length);
-    const offset = writeHeader(frame, length, options);
-    writeMaskKey(frame, offset);
-    maskInto(payload, frame, offset, frame, offset + 4);
+    const [frame, payloadAt] = frameWithRoom(length, options);
+    maskInto(payload, frame, payloadAt - 4, frame, payloadAt);
     return frame;
   }
   if (length <= MERGE_LIMIT) {
-    const frame = Buffer.allocUnsafe(size + length);
-    writeHeader(frame, length, options);
-    payload.copy(frame, size);
+    const [frame, payloadAt] = frameWithRoom(length, options);
+    payload.copy(frame, payloadAt);
     return frame;
   }
-  const header = Buffer.allocUnsafe(size);
+  const header = Buffer.allocUnsafe(headerLength(length, false));
   writeHeader(header, length, options);
   return [header, payload];
 }
@@ -88,15 +96,8 @@ export function buildFrame(payload: Buffer, options: FrameOptions): Buffer | [Bu
  * encoding it straight behind the header: no Buffer is made for the text first.
  */
 export function buildStringFrame(text: string, byteLength: number, options: FrameOptions): Buffer {
-  const size = headerLength(byteLength, options.mask);
-  const frame = Buffer.allocUnsafe(size + byteLength);
-  const offset = writeHeader(frame, byteLength, options);
-  if (!options.mask) {
-    frame.write(text, size, 'utf8');
-    return frame;
-  }
-  writeMaskKey(frame, offset);
-  frame.write(text, size, 'utf8');
-  maskInto(frame.subarray(size), frame, offset, frame, size);
+  const [frame, payloadAt] = frameWithRoom(byteLength, options);
+  frame.write(text, payloadAt, 'utf8');
+  if (options.mask) maskInto(frame.subarray(payloadAt), frame, payloadAt - 4, frame, payloadAt);
   return frame;
 }

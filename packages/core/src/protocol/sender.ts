@@ -150,11 +150,7 @@ export class Sender {
       return undefined;
     }
     const byteLength = Buffer.byteLength(text, 'utf8');
-    const compressor = this.#compressor;
-    if (byteLength > MERGE_LIMIT) return undefined;
-    if (options.compress && compressor !== undefined && byteLength >= compressor.threshold) {
-      return undefined;
-    }
+    if (byteLength > MERGE_LIMIT || this.#compresses(options, byteLength)) return undefined;
     this.#openMessageAtTail = false;
     this.#compressingMessage = false;
     const opcode = options.binary ? Opcode.Binary : Opcode.Text;
@@ -256,9 +252,7 @@ export class Sender {
     const first = !this.#inFragmentedMessage;
     const opcode = first ? (options.binary ? Opcode.Binary : Opcode.Text) : Opcode.Continuation;
     if (first) {
-      const compressor = this.#compressor;
-      this.#compressingMessage =
-        options.compress && compressor !== undefined && payload.length >= compressor.threshold;
+      this.#compressingMessage = this.#compresses(options, payload.length);
     }
     this.#inFragmentedMessage = !options.fin;
     if (!this.#compressingMessage) {
@@ -278,6 +272,12 @@ export class Sender {
       this.#drain();
     });
     return false;
+  }
+
+  /** Whether a message of `length` bytes starting now is to be compressed. */
+  #compresses(options: DataFrameOptions, length: number): boolean {
+    const compressor = this.#compressor;
+    return options.compress && compressor !== undefined && length >= compressor.threshold;
   }
 
   #drain(): void {
