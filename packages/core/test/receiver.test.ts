@@ -123,6 +123,60 @@ describe('Receiver: valid streams', () => {
     expect(events[0]).toMatchObject({ type: 'message', fragments: 1 });
   });
 
+  describe('a payload spanning socket chunks', () => {
+    const payload = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251));
+    const frame = masked({ opcode: Opcode.Binary, payload });
+
+    function messageOf(events: Event[]) {
+      expect(events).toHaveLength(1);
+      const message = events[0];
+      if (message?.type !== 'message') throw new Error('expected a message');
+      return message;
+    }
+
+    it('is collected whole and unmasked into one buffer when its chunks are large', () => {
+      const { receiver, events } = makeReceiver();
+      feed(receiver, frame, 65_536);
+      const message = messageOf(events);
+      expect(message.fragments).toBe(1);
+      expect(message.data.equals(payload)).toBe(true);
+    });
+
+    it('is consumed as it arrives when it trickles in tiny chunks, then collected whole', () => {
+      const { receiver, events } = makeReceiver();
+      // 40 000 one-byte chunks first (consumed as they come: no Buffer object per byte is
+      // kept), then the rest in big chunks, which restart collecting mid-payload with the
+      // masking key at another phase.
+      const tiny = 40_001;
+      feed(receiver, frame.subarray(0, tiny), 1);
+      expect(receiver.bufferedBytes).toBeLessThan(1024 * 17);
+      feed(receiver, frame.subarray(tiny), 50_000);
+      expect(messageOf(events).data.equals(payload)).toBe(true);
+    });
+
+    it('keeps text flowing through the UTF-8 check: a bad byte fails before the frame ends', () => {
+      const { receiver, events } = makeReceiver();
+      const text = masked({ opcode: Opcode.Text, payload: Buffer.alloc(200_000, 0xff) });
+      feed(receiver, text.subarray(0, 65_536));
+      expect(errorOf(events)).toMatchObject({ closeCode: 1007 });
+    });
+
+    it('is collected whole for text when UTF-8 checks are off', () => {
+      const { receiver, events } = makeReceiver({ skipUTF8Validation: true });
+      const text = 'añb'.repeat(50_000);
+      feed(receiver, masked({ opcode: Opcode.Text, payload: text }), 65_536);
+      const message = messageOf(events);
+      expect(message.fragments).toBe(1);
+      expect(message.data.toString()).toBe(text);
+    });
+
+    it('is collected whole on the client side (no mask)', () => {
+      const { receiver, events } = makeReceiver({ isServer: false });
+      feed(receiver, rawFrame({ opcode: Opcode.Binary, payload }), 4096);
+      expect(messageOf(events).data.equals(payload)).toBe(true);
+    });
+  });
+
   it('packs tiny fragments into blocks: memory follows the payload, not the fragment count', () => {
     const { receiver, events } = makeReceiver();
     const count = 20_000;

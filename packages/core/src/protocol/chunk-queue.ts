@@ -1,3 +1,5 @@
+import { unmaskInto } from './mask.js';
+
 /**
  * The socket chunks a receiver has not parsed yet, read through a cursor.
  *
@@ -87,6 +89,12 @@ export class ChunkQueue {
     return this.copyTo(Buffer.allocUnsafe(n), n);
   }
 
+  /** Chunks queued (the one being read included). */
+  get count(): number {
+    if (this.#first === null) return 0;
+    return this.#later === null ? 1 : 1 + this.#later.length - this.#laterHead;
+  }
+
   /** Moves the next `n` queued bytes (`n <= length`) into `target` from its start. */
   copyTo(target: Buffer, n: number): Buffer {
     let filled = 0;
@@ -94,6 +102,28 @@ export class ChunkQueue {
       const first = this.#first!;
       const count = Math.min(first.length - this.#offset, n - filled);
       first.copy(target, filled, this.#offset, this.#offset + count);
+      filled += count;
+      this.skip(count);
+    }
+    return target;
+  }
+
+  /**
+   * Like `copyTo`, unmasking on the way: the bytes are masked with `key` (see `unmaskInto`)
+   * and start `phase` bytes into their payload. One pass over the bytes does both.
+   */
+  unmaskTo(target: Buffer, n: number, key: number, phase: number): Buffer {
+    let filled = 0;
+    while (filled < n) {
+      const first = this.#first!;
+      const count = Math.min(first.length - this.#offset, n - filled);
+      unmaskInto(
+        first.subarray(this.#offset, this.#offset + count),
+        key,
+        phase + filled,
+        target,
+        filled,
+      );
       filled += count;
       this.skip(count);
     }

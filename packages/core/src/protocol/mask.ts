@@ -66,14 +66,26 @@ export function maskInto(
 }
 
 /**
- * XORs `buffer` in place with the 4-byte masking key `key` (big-endian in a 32-bit integer,
- * so a receiver keeps its key without a Buffer), as if the buffer started `phase` bytes into
- * the payload: payloads may arrive in several chunks, and the key cycles over the whole payload.
+ * Writes `source` XOR the 4-byte masking key `key` (big-endian in a 32-bit integer, so a
+ * receiver keeps its key without a Buffer) into `output` at `offset`, as if `source` started
+ * `phase` bytes into the payload: payloads may arrive in several chunks, and the key cycles
+ * over the whole payload.
  */
-export function unmaskInPlace(buffer: Buffer, key: number, phase = 0): void {
-  if (buffer.length === 0) return;
+export function unmaskInto(
+  source: Buffer,
+  key: number,
+  phase: number,
+  output: Buffer,
+  offset: number,
+): void {
+  if (source.length === 0) return;
   const shift = (phase & 3) * 8;
   const rotated = shift === 0 ? key | 0 : (key << shift) | (key >>> (32 - shift));
   keyScratch.writeInt32BE(rotated, 0);
-  maskInto(buffer, keyScratch, 0, buffer, 0);
+  maskInto(source, keyScratch, 0, output, offset);
+}
+
+/** `unmaskInto` the buffer itself. */
+export function unmaskInPlace(buffer: Buffer, key: number, phase = 0): void {
+  unmaskInto(buffer, key, phase, buffer, 0);
 }

@@ -66,11 +66,18 @@ const MAX_HEADER = 14;
 /** Where a header split across socket chunks is put together; parsing is synchronous. */
 const headerScratch = Buffer.allocUnsafe(MAX_HEADER);
 
+/** A payload waits whole in the chunk queue while it holds at most this many chunks... */
+const SMALL_CHUNKS_ALLOWED = 16;
+/** ...or while its chunks average at least this many bytes. */
+const MIN_AVERAGE_CHUNK = 1024;
+
 /**
- * The frame parser: an incremental state machine fed with socket chunks of any size. Data
- * frame payloads are consumed as they arrive (unmasked in place, no copy), so a text message
- * is checked for UTF-8 as it streams in and a message over `maxPayload` is refused from its
- * header, before its bytes are kept.
+ * The frame parser: an incremental state machine fed with socket chunks of any size. A
+ * payload that sits in one chunk is unmasked in place and handed on as a view, with no copy.
+ * Text payloads spanning chunks are consumed as they arrive, so they are checked for UTF-8 as
+ * they stream in; other payloads spanning chunks are collected whole and unmasked in the copy
+ * that joins them. A message over `maxPayload` is refused from its header, before its bytes
+ * are kept.
  */
 export class Receiver {
   readonly #sink: ReceiverSink;
@@ -375,23 +382,61 @@ export class Receiver {
   }
 
   #readDataPayload(): boolean {
+    const chunks = this.#chunks;
+    if (this.#remaining > chunks.contiguous && this.#collectsWhole()) {
+      // The rest of the payload spans socket chunks and nothing needs to see it as it streams
+      // in: wait for all of it, then one pass copies (and unmasks) it into a buffer of its own.
+      // Unmasking each chunk in place and joining them later would touch every byte twice.
+      // The buffer is allocated once its bytes are here, never from a header's claim.
+      if (chunks.length < this.#remaining) return false;
+      const phase = this.#payloadLength - this.#remaining;
+      const n = this.#remaining;
+      const piece = this.#masked
+        ? chunks.unmaskTo(Buffer.allocUnsafe(n), n, this.#maskKey, phase)
+        : chunks.copyTo(Buffer.allocUnsafe(n), n);
+      this.#remaining = 0;
+      if (!this.#takePiece(piece)) return false;
+    }
     while (this.#remaining > 0) {
-      if (this.#chunks.length === 0) return false;
-      const piece = this.#chunks.takeUpTo(this.#remaining);
+      if (chunks.length === 0) return false;
+      const piece = chunks.takeUpTo(this.#remaining);
       if (this.#masked) unmaskInPlace(piece, this.#maskKey, this.#payloadLength - this.#remaining);
       this.#remaining -= piece.length;
-      if (this.#compressed) {
-        if (this.#compressedPieces === null) this.#compressedPieces = [piece];
-        else this.#compressedPieces.push(piece);
-        this.#compressedLength += piece.length;
-      } else if (!this.#acceptMessageData(piece)) {
-        return false;
-      }
+      if (!this.#takePiece(piece)) return false;
     }
     if (this.#compressed) return this.#inflateFrame();
     this.#state = READ_HEADER;
     if (this.#fin) return this.#finishMessage();
     return true;
+  }
+
+  /**
+   * Whether the rest of this frame may wait in the chunk queue until all of it is here: not
+   * while text is checked as it streams in (a bad byte fails the message at once), and not when
+   * the queue holds many small chunks. A peer trickling a big frame in tiny segments would
+   * otherwise make each byte cost a Buffer object; consumed now, small pieces are packed.
+   */
+  #collectsWhole(): boolean {
+    if (
+      !this.#compressed &&
+      this.#messageOpcode === Opcode.Text &&
+      !this.#options.skipUTF8Validation
+    ) {
+      return false;
+    }
+    const count = this.#chunks.count;
+    return count <= SMALL_CHUNKS_ALLOWED || this.#chunks.length >= count * MIN_AVERAGE_CHUNK;
+  }
+
+  /** A piece of the current frame's payload, unmasked: on to the inflater or the message. */
+  #takePiece(piece: Buffer): boolean {
+    if (this.#compressed) {
+      if (this.#compressedPieces === null) this.#compressedPieces = [piece];
+      else this.#compressedPieces.push(piece);
+      this.#compressedLength += piece.length;
+      return true;
+    }
+    return this.#acceptMessageData(piece);
   }
 
   /**
