@@ -91,6 +91,43 @@ describe('broadcast', () => {
     });
   }
 
+  it('holds the broadcasts of one tick and lets them out together when the tick ends', async () => {
+    const { wss, url } = await startServer();
+    const [peer] = await clients(url, 1);
+    const [socket] = await serverSockets(wss, 1);
+    const nextTick = () => new Promise((resolve) => process.nextTick(resolve));
+    for (const text of ['one', 'two', 'three']) wss.broadcast(text);
+    socket!.send('own'); // the connection's own sends stay in order with them
+    // Held: 3 frames of 2 + 3..5 bytes, and the send's 2 + 3.
+    expect(socket!.bufferedAmount).toBe(5 + 5 + 7 + 5);
+    await nextTick();
+    expect(socket!.bufferedAmount).toBe(0);
+    await expect.poll(() => peer!.got).toEqual(['one', 'two', 'three', 'own']);
+  });
+
+  it('holds no more than about 64 KiB per client in a tick, and never a big frame', async () => {
+    const { wss, url } = await startServer();
+    const [peer] = await clients(url, 1);
+    const [socket] = await serverSockets(wss, 1);
+    const most = { held: 0 };
+    const small = Buffer.alloc(1000, 7);
+    for (let i = 0; i < 200; i++) {
+      wss.broadcast(small);
+      most.held = Math.max(most.held, socket!.bufferedAmount);
+    }
+    // Past the limit the held frames go to the kernel, which takes them on loopback.
+    expect(most.held).toBeLessThanOrEqual(64 * 1024 + 1004);
+    const big = Buffer.alloc(200 * 1024, 9);
+    wss.broadcast(big);
+    socket!.close(1000, 'done in the same tick');
+    const received: number[] = [];
+    peer!.client.on('message', (data: Buffer) => received.push(data.length));
+    const [code] = await waitFor<[number]>(peer!.client, 'close');
+    expect(code).toBe(1000);
+    expect(peer!.got).toHaveLength(201);
+    expect(received.at(-1)).toBe(big.length);
+  });
+
   it('sends numbers as text, as send does', async () => {
     const { wss, url } = await startServer();
     const [peer] = await clients(url, 1);

@@ -53,6 +53,18 @@ interface PendingSend {
   callback: WriteCallback | undefined;
 }
 
+/** Broadcast frames up to this size, on a socket with less than this waiting, are merged per tick. */
+const CORK_LIMIT = 64 * 1024;
+
+/** Senders whose sockets are corked until the current tick ends (null: none). */
+let corkedSenders: Sender[] | null = null;
+
+function uncorkAll(): void {
+  const senders = corkedSenders!;
+  corkedSenders = null;
+  for (const sender of senders) sender.uncorkTick();
+}
+
 /**
  * Turns messages and control frames into frames on the socket, in call order. A send that
  * needs time (a Blob being read, a message being compressed) holds back every send after it,
@@ -76,6 +88,8 @@ export class Sender {
   #busy = false;
   /** Set when a payload could not be produced: later data is refused, control frames still go. */
   #broken: Error | null = null;
+  /** Whether `#corkForTick` holds this socket's writes until the tick ends. */
+  #corkedForTick = false;
 
   constructor(socket: Duplex, compressor: MessageCompressor | undefined, owner: SenderOwner) {
     this.#socket = socket;
@@ -170,6 +184,10 @@ export class Sender {
    */
   sendFrame(frame: PrebuiltFrame, callback?: WriteCallback): boolean {
     const size = Buffer.isBuffer(frame) ? frame.length : frame[0].length + frame[1].length;
+    if (!this.#busy && this.#broken === null && !this.#openMessageAtTail) {
+      this.#corkForTick(size);
+      return this.#writeFrame(frame, callback);
+    }
     const send: PendingSend = {
       payload: Buffer.isBuffer(frame) ? frame : frame[1],
       opcode: PREBUILT,
@@ -183,6 +201,35 @@ export class Sender {
       return false;
     }
     return this.#enqueue(send);
+  }
+
+  /**
+   * Holds this socket's writes until the current tick ends, so the frames that several
+   * broadcasts in one tick send it leave in one `writev` (one system call) instead of one
+   * each. Only small frames and a small backlog are held: a big frame gains nothing from
+   * merging, and what waits here is not yet in the kernel (it counts in `bufferedAmount`).
+   */
+  #corkForTick(size: number): void {
+    if (size <= CORK_LIMIT && this.#socket.writableLength < CORK_LIMIT) {
+      if (this.#corkedForTick) return;
+      this.#corkedForTick = true;
+      this.#socket.cork();
+      if (corkedSenders === null) {
+        corkedSenders = [this];
+        process.nextTick(uncorkAll);
+      } else {
+        corkedSenders.push(this);
+      }
+    } else {
+      this.uncorkTick();
+    }
+  }
+
+  /** Lets out what `#corkForTick` held (the tick ended, or the backlog grew). @internal */
+  uncorkTick(): void {
+    if (!this.#corkedForTick) return;
+    this.#corkedForTick = false;
+    this.#socket.uncork();
   }
 
   sendControl(opcode: number, payload: Buffer, mask: boolean, callback?: WriteCallback): boolean {
