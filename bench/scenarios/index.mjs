@@ -21,7 +21,7 @@
  *
  * To add a scenario: write the module and list it here.
  */
-import broadcast from './broadcast.mjs';
+import { broadcastScenarios } from './broadcast.mjs';
 import { bulkScenario } from './bulk.mjs';
 import client from './client.mjs';
 import deflateEcho from './deflate-echo.mjs';
@@ -39,7 +39,7 @@ export const SCENARIOS = [
     { key: 'down-rate', peer: 'raw', min: 0.9 },
     { key: 'up-cpu', peer: 'ws', max: 1 },
   ]),
-  broadcast,
+  ...broadcastScenarios,
   handshake,
   idleMemory,
   deflateEcho,
