@@ -121,7 +121,7 @@ describe('broadcast', () => {
     wss.broadcast(big);
     socket!.close(1000, 'done in the same tick');
     const received: number[] = [];
-    peer!.client.on('message', (data: Buffer) => received.push(data.length));
+    peer!.client.on('message', (data) => received.push((data as Buffer).length));
     const [code] = await waitFor<[number]>(peer!.client, 'close');
     expect(code).toBe(1000);
     expect(peer!.got).toHaveLength(201);

@@ -95,35 +95,19 @@ export class ChunkQueue {
     return this.#later === null ? 1 : 1 + this.#later.length - this.#laterHead;
   }
 
-  /** Moves the next `n` queued bytes (`n <= length`) into `target` from its start. */
-  copyTo(target: Buffer, n: number): Buffer {
-    let filled = 0;
-    while (filled < n) {
-      const first = this.#first!;
-      const count = Math.min(first.length - this.#offset, n - filled);
-      first.copy(target, filled, this.#offset, this.#offset + count);
-      filled += count;
-      this.skip(count);
-    }
-    return target;
-  }
-
   /**
-   * Like `copyTo`, unmasking on the way: the bytes are masked with `key` (see `unmaskInto`)
-   * and start `phase` bytes into their payload. One pass over the bytes does both.
+   * Moves the next `n` queued bytes (`n <= length`) into `target` from its start. With a
+   * masking `key`, they are unmasked on the way (one pass does both), as bytes that start
+   * `phase` bytes into their payload (see `unmaskInto`).
    */
-  unmaskTo(target: Buffer, n: number, key: number, phase: number): Buffer {
+  copyTo(target: Buffer, n: number, key?: number, phase = 0): Buffer {
     let filled = 0;
     while (filled < n) {
       const first = this.#first!;
-      const count = Math.min(first.length - this.#offset, n - filled);
-      unmaskInto(
-        first.subarray(this.#offset, this.#offset + count),
-        key,
-        phase + filled,
-        target,
-        filled,
-      );
+      const start = this.#offset;
+      const count = Math.min(first.length - start, n - filled);
+      if (key === undefined) first.copy(target, filled, start, start + count);
+      else unmaskInto(first.subarray(start, start + count), key, phase + filled, target, filled);
       filled += count;
       this.skip(count);
     }

@@ -391,9 +391,8 @@ export class Receiver {
       if (chunks.length < this.#remaining) return false;
       const phase = this.#payloadLength - this.#remaining;
       const n = this.#remaining;
-      const piece = this.#masked
-        ? chunks.unmaskTo(Buffer.allocUnsafe(n), n, this.#maskKey, phase)
-        : chunks.copyTo(Buffer.allocUnsafe(n), n);
+      const key = this.#masked ? this.#maskKey : undefined;
+      const piece = chunks.copyTo(Buffer.allocUnsafe(n), n, key, phase);
       this.#remaining = 0;
       if (!this.#takePiece(piece)) return false;
     }
