@@ -199,17 +199,19 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     (topic) => this.#adapterCall(() => this.#pubsub.subscribe(this.#node, topic)),
     (topic) => this.#adapterCall(() => this.#pubsub.unsubscribe(this.#node, topic)),
   );
+  /** This server as its connections see it: topics, and forgetting a closed client. */
   readonly #hub: TopicHub = {
     subscribe: (socket, topic) => this.#topics.add(socket, topic),
     unsubscribe: (socket, topic) => this.#topics.remove(socket, topic),
     publish: (topic, data, options) => this.publish(topic, data, options),
+    closed: (socket) => {
+      if (this.options.clientTracking) this.#forgetClient(socket as W);
+    },
   };
   readonly #slowPolicy: SlowConsumerPolicy;
   readonly #liveness: LivenessMonitor;
   /** What every connection of this server is set up with, made at the first connection. */
   #settings: ConnectionSettings | undefined;
-  /** One 'close' listener for every tracked client (called with the client as `this`). */
-  readonly #onClientClose: (this: W) => void;
 
   constructor(options: ServerOptions<W>, callback?: () => void) {
     super();
@@ -227,10 +229,6 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     if (typeof options.perMessageDeflate === 'object')
       validateDeflateOptions(options.perMessageDeflate);
     this.clients = new Set();
-    const server = this;
-    this.#onClientClose = function (this: W) {
-      server.#forgetClient(this);
-    };
 
     const slowConsumer = options.slowConsumer ?? 'close';
     this.#slowPolicy = {
@@ -486,10 +484,10 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     this.#settings ??= connectionSettings(options, true);
     const ws = new WebSocketClass(null, undefined, this.#settings);
     ws.setSocket(socket, head, { protocol, hub: this.#hub, perMessageDeflate: deflate });
-    if (options.clientTracking) {
-      this.clients.add(ws);
-      ws.on('close', this.#onClientClose);
-    }
+    // The connection tells the hub when it closes (before its 'close' listeners run): no
+    // listener of ours on each connection.
+    // (A socket that died during setSocket has closed already: nothing to track.)
+    if (options.clientTracking && ws.readyState !== WebSocket.CLOSED) this.clients.add(ws);
     callback(ws, request);
   }
 

@@ -238,6 +238,23 @@ const INFLATE_BACKLOG = 1024 * 1024;
 
 function noop(): void {}
 
+/** The prototype of a connection's listener table: nothing, so no name resolves through it. */
+const NO_INHERITED_EVENTS: object = Object.freeze(Object.create(null));
+
+/** The bits of a connection's `#flags`. */
+const Flag = {
+  CloseFrameSent: 1,
+  CloseFrameReceived: 1 << 1,
+  Failed: 1 << 2,
+  CloseEmitted: 1 << 3,
+  Paused: 1 << 4,
+  BacklogPaused: 1 << 5,
+  DrainOwed: 1 << 6,
+  HoldingOverflowed: 1 << 7,
+  DeferredEvents: 1 << 8,
+} as const;
+type Flag = (typeof Flag)[keyof typeof Flag];
+
 const EMPTY_TOPICS: ReadonlySet<string> = new Set();
 
 /** What a connection handles: its receiver's and sender's reports and its socket's events. */
@@ -289,6 +306,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   #settings: ConnectionSettings;
 
   #socket: Duplex | null = null;
+  /** Made on the first byte in: a connection that never received anything carries none. */
   #receiver: Receiver | null = null;
   /** Made on the first frame out: a connection that never sends carries none. */
   #sender: Sender | null = null;
@@ -297,19 +315,14 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   #bufferedAfterClose = 0;
 
   #pendingPongs = 0;
-  #closeFrameSent = false;
-  #closeFrameReceived = false;
-  #failed = false;
   #closeCode: number = CloseCode.Abnormal;
   #closeReason: Buffer = EMPTY_BUFFER;
   #closeTimer: NodeJS.Timeout | null = null;
-  #closeEmitted = false;
-
-  #paused = false;
-  /** Reading paused because bytes piled up behind an inflating frame. */
-  #backlogPaused = false;
-  /** `send` returned false: a 'drain' is owed once everything queued is out. */
-  #drainOwed = false;
+  /**
+   * The connection's yes/no state, one bit each (see `Flag`): an idle server holds tens of
+   * thousands of connections, and nine booleans are nine heap slots on each.
+   */
+  #flags = 0;
   /** Frames received and sent so far (see `framesReceived`, `activity`). */
   #received = 0;
   #activity = 0;
@@ -319,9 +332,72 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   /** Messages that arrived while nobody listened for them (delivered to the first listener). */
   #heldMessages: Array<[data: RawData, isBinary: boolean, length: number]> | null = null;
   #heldBytes = 0;
+
+  #flag(flag: Flag): boolean {
+    return (this.#flags & flag) !== 0;
+  }
+
+  #setFlag(flag: Flag, on: boolean): void {
+    this.#flags = on ? this.#flags | flag : this.#flags & ~flag;
+  }
+
+  get #closeFrameSent(): boolean {
+    return this.#flag(Flag.CloseFrameSent);
+  }
+  set #closeFrameSent(on: boolean) {
+    this.#setFlag(Flag.CloseFrameSent, on);
+  }
+  get #closeFrameReceived(): boolean {
+    return this.#flag(Flag.CloseFrameReceived);
+  }
+  set #closeFrameReceived(on: boolean) {
+    this.#setFlag(Flag.CloseFrameReceived, on);
+  }
+  get #failed(): boolean {
+    return this.#flag(Flag.Failed);
+  }
+  set #failed(on: boolean) {
+    this.#setFlag(Flag.Failed, on);
+  }
+  get #closeEmitted(): boolean {
+    return this.#flag(Flag.CloseEmitted);
+  }
+  set #closeEmitted(on: boolean) {
+    this.#setFlag(Flag.CloseEmitted, on);
+  }
+  get #paused(): boolean {
+    return this.#flag(Flag.Paused);
+  }
+  set #paused(on: boolean) {
+    this.#setFlag(Flag.Paused, on);
+  }
+  /** Reading paused because bytes piled up behind an inflating frame. */
+  get #backlogPaused(): boolean {
+    return this.#flag(Flag.BacklogPaused);
+  }
+  set #backlogPaused(on: boolean) {
+    this.#setFlag(Flag.BacklogPaused, on);
+  }
+  /** `send` returned false: a 'drain' is owed once everything queued is out. */
+  get #drainOwed(): boolean {
+    return this.#flag(Flag.DrainOwed);
+  }
+  set #drainOwed(on: boolean) {
+    this.#setFlag(Flag.DrainOwed, on);
+  }
   /** Set once the budget overflowed: from then on unheard messages are dropped. */
-  #holdingOverflowed = false;
-  #deferredEvents = false;
+  get #holdingOverflowed(): boolean {
+    return this.#flag(Flag.HoldingOverflowed);
+  }
+  set #holdingOverflowed(on: boolean) {
+    this.#setFlag(Flag.HoldingOverflowed, on);
+  }
+  get #deferredEvents(): boolean {
+    return this.#flag(Flag.DeferredEvents);
+  }
+  set #deferredEvents(on: boolean) {
+    this.#setFlag(Flag.DeferredEvents, on);
+  }
 
   /**
    * Opens a client connection to `address` (`ws:`, `wss:`, `ws+unix:`, `http:` or `https:`).
@@ -334,6 +410,10 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     options?: ClientOptions,
   ) {
     super();
+    // EventEmitter keeps listeners in a null-prototype object, which V8 makes a hash table
+    // (~180 bytes). One inheriting from a frozen empty null-prototype object reads the same
+    // (no inherited names) and stays a small fast object: an idle connection is mostly this.
+    (this as unknown as { _events: object })._events = Object.create(NO_INHERITED_EVENTS);
     let protocolList: readonly string[] = [];
     let clientOptions: ClientOptions = {};
     if (protocols !== undefined && (typeof protocols === 'string' || Array.isArray(protocols))) {
@@ -711,8 +791,9 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     if (this.#readyState === ReadyState.CONNECTING || this.#readyState === ReadyState.CLOSED)
       return;
     this.#paused = false;
-    this.#receiver?.resume();
-    if (this.#receiver !== null && !this.#receiver.paused) this.#socket?.resume();
+    const receiver = this.#receiver;
+    receiver?.resume();
+    if (receiver === null || !receiver.paused) this.#socket?.resume();
   }
 
   // ---- the connection --------------------------------------------------------------------
@@ -854,14 +935,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     this.#socket = socket;
     // One object with prototype methods serves the receiver, the sender and the socket: an
     // idle connection carries no closures of its own.
-    const events = new WebSocket.#ConnectionEvents(this);
-    (socket as OwnedSocket)[OWNER] = events;
-    this.#receiver = new Receiver(
-      this.#deflate === undefined
-        ? this.#settings
-        : { ...this.#settings, decompressor: this.#deflate },
-      events,
-    );
+    (socket as OwnedSocket)[OWNER] = new WebSocket.#ConnectionEvents(this);
 
     const netSocket = socket as Duplex & {
       setNoDelay?: (noDelay: boolean) => void;
@@ -945,6 +1019,21 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     }
     this.#heldMessages.push([data, isBinary, length]);
     this.#heldBytes += length;
+  }
+
+  /** The frame parser, made when the first bytes arrive (in the state the connection is in). */
+  #openReceiver(): Receiver {
+    const receiver = new Receiver(
+      this.#deflate === undefined
+        ? this.#settings
+        : { ...this.#settings, decompressor: this.#deflate },
+      (this.#socket as OwnedSocket)[OWNER] as ConnectionEvents,
+    );
+    this.#receiver = receiver;
+    // A failed connection parses nothing more; a paused one buffers until resumed.
+    if (this.#failed || this.#readyState === ReadyState.CLOSED) receiver.stop();
+    else if (this.#paused) receiver.pause();
+    return receiver;
   }
 
   #openSender(): Sender {
@@ -1039,7 +1128,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
 
     socketData(chunk: Buffer): void {
       const ws = this.#ws;
-      const receiver = ws.#receiver!;
+      const receiver = ws.#receiver ?? ws.#openReceiver();
       receiver.write(chunk);
       // While a frame inflates, later bytes wait in the receiver: past a backlog, stop
       // reading so TCP pushes back on the peer instead of our memory growing.
@@ -1050,7 +1139,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     }
 
     write(bytes: Buffer): void {
-      this.#ws.#receiver!.write(bytes);
+      const ws = this.#ws;
+      (ws.#receiver ?? ws.#openReceiver()).write(bytes);
     }
 
     socketEnd(): void {
@@ -1158,6 +1248,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     }
     if (this.#heldMessages !== null && this.listenerCount('message') > 0)
       this.#releaseHeldMessages();
+    this.#hub?.closed?.(this);
     this.emit('close', this.#closeCode, this.#closeReason);
   }
 

@@ -11,11 +11,16 @@ export interface PublishOptions {
   compress?: boolean;
 }
 
-/** What a server-side connection needs from its server to take part in topics. */
+/** What a server-side connection needs from its server: topics, and word of its end. */
 export interface TopicHub {
   subscribe(socket: WebSocket, topic: string): void;
   unsubscribe(socket: WebSocket, topic: string): void;
   publish(topic: string, data: SendableData, options: PublishOptions): Promise<void>;
+  /**
+   * The connection closed; called just before its 'close' event (so before any listener's),
+   * instead of a 'close' listener of the server's on every connection.
+   */
+  closed?(socket: WebSocket): void;
 }
 
 /**
