@@ -37,6 +37,7 @@ import type { WebSocketProtocolError } from './protocol/errors.js';
 import type { ReceiverOptions } from './protocol/receiver.js';
 import { Receiver, type ReceiverSink } from './protocol/receiver.js';
 import {
+  dataFrameOptions,
   type PrebuiltFrame,
   Sender,
   type SenderOwner,
@@ -518,7 +519,11 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     // Strings go to the sender as they are: a short one is encoded straight into its frame.
     const payload = isBlob(data) || typeof data === 'string' ? data : toBuffer(data);
     this.#activity++;
-    const flowing = this.#openSender().sendData(payload, { binary, fin, mask, compress }, callback);
+    const flowing = this.#openSender().sendData(
+      payload,
+      dataFrameOptions(binary, fin, mask, compress),
+      callback,
+    );
     if (!flowing) this.#drainOwed = true;
     return flowing;
   }
@@ -542,7 +547,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     this.#activity++;
     this.#openSender().sendData(
       payload,
-      { binary, fin: true, mask: !this.#settings.isServer, compress: true },
+      dataFrameOptions(binary, true, !this.#settings.isServer, true),
       undefined,
       true,
     );

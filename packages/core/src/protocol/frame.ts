@@ -11,6 +11,24 @@ export interface FrameOptions {
   readonly mask: boolean;
 }
 
+/** Every `FrameOptions` there is, made once: the sender builds frames without making options. */
+const FRAME_OPTIONS: readonly FrameOptions[] = Array.from({ length: 128 }, (_, index) => ({
+  opcode: index & 0x0f,
+  fin: (index & 0x10) !== 0,
+  rsv1: (index & 0x20) !== 0,
+  mask: (index & 0x40) !== 0,
+}));
+
+/** The shared options object for these settings (not to be changed). */
+export function frameOptions(
+  opcode: number,
+  fin: boolean,
+  rsv1: boolean,
+  mask: boolean,
+): FrameOptions {
+  return FRAME_OPTIONS[(opcode & 0x0f) | (fin ? 0x10 : 0) | (rsv1 ? 0x20 : 0) | (mask ? 0x40 : 0)]!;
+}
+
 /** Payloads up to this size are copied next to their header so the frame is one write. */
 export const MERGE_LIMIT = 1024;
 
@@ -58,15 +76,14 @@ function writeHeader(target: Buffer, payloadLength: number, options: FrameOption
 }
 
 /**
- * A frame buffer with room for `length` payload bytes behind its header (and its masking key,
- * drawn here when masked). Returns the frame and where its payload goes.
+ * A frame buffer with room for `length` payload bytes at its end, behind its header (and its
+ * masking key, drawn here when masked, in the 4 bytes before the payload).
  */
-function frameWithRoom(length: number, options: FrameOptions): [frame: Buffer, payloadAt: number] {
-  const payloadAt = headerLength(length, options.mask);
-  const frame = Buffer.allocUnsafe(payloadAt + length);
+function frameWithRoom(length: number, options: FrameOptions): Buffer {
+  const frame = Buffer.allocUnsafe(headerLength(length, options.mask) + length);
   const keyAt = writeHeader(frame, length, options);
   if (options.mask) writeMaskKey(frame, keyAt);
-  return [frame, payloadAt];
+  return frame;
 }
 
 /**
@@ -77,13 +94,14 @@ function frameWithRoom(length: number, options: FrameOptions): [frame: Buffer, p
 export function buildFrame(payload: Buffer, options: FrameOptions): Buffer | [Buffer, Buffer] {
   const length = payload.length;
   if (options.mask) {
-    const [frame, payloadAt] = frameWithRoom(length, options);
+    const frame = frameWithRoom(length, options);
+    const payloadAt = frame.length - length;
     maskInto(payload, frame, payloadAt - 4, frame, payloadAt);
     return frame;
   }
   if (length <= MERGE_LIMIT) {
-    const [frame, payloadAt] = frameWithRoom(length, options);
-    payload.copy(frame, payloadAt);
+    const frame = frameWithRoom(length, options);
+    payload.copy(frame, frame.length - length);
     return frame;
   }
   const header = Buffer.allocUnsafe(headerLength(length, false));
@@ -96,8 +114,10 @@ export function buildFrame(payload: Buffer, options: FrameOptions): Buffer | [Bu
  * encoding it straight behind the header: no Buffer is made for the text first.
  */
 export function buildStringFrame(text: string, byteLength: number, options: FrameOptions): Buffer {
-  const [frame, payloadAt] = frameWithRoom(byteLength, options);
+  const frame = frameWithRoom(byteLength, options);
+  const payloadAt = frame.length - byteLength;
   frame.write(text, payloadAt, 'utf8');
-  if (options.mask) maskInto(frame.subarray(payloadAt), frame, payloadAt - 4, frame, payloadAt);
+  // Masked in place: the payload is the frame's own tail.
+  if (options.mask) maskInto(frame, frame, payloadAt - 4, frame, payloadAt, payloadAt);
   return frame;
 }

@@ -1,7 +1,7 @@
 import type { Blob } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import { Opcode } from './constants.js';
-import { buildFrame, buildStringFrame, MERGE_LIMIT } from './frame.js';
+import { buildFrame, buildStringFrame, frameOptions, MERGE_LIMIT } from './frame.js';
 
 /** Called once the data was handed to the operating system, or with the reason it was not. */
 export type WriteCallback = (error?: Error | null) => void;
@@ -14,6 +14,26 @@ export interface DataFrameOptions {
   readonly compress: boolean;
   /** Bytes on the wire when known up front (prebuilt frames). */
   readonly size?: number;
+}
+
+/** Every size-less `DataFrameOptions` there is, made once: a send makes no options object. */
+const DATA_FRAME_OPTIONS: readonly DataFrameOptions[] = Array.from({ length: 16 }, (_, index) => ({
+  binary: (index & 1) !== 0,
+  fin: (index & 2) !== 0,
+  mask: (index & 4) !== 0,
+  compress: (index & 8) !== 0,
+}));
+
+/** The shared options object for these settings (not to be changed). */
+export function dataFrameOptions(
+  binary: boolean,
+  fin: boolean,
+  mask: boolean,
+  compress: boolean,
+): DataFrameOptions {
+  return DATA_FRAME_OPTIONS[
+    (binary ? 1 : 0) | (fin ? 2 : 0) | (mask ? 4 : 0) | (compress ? 8 : 0)
+  ]!;
 }
 
 /** What the sender reports to the connection that owns it. */
@@ -168,12 +188,11 @@ export class Sender {
     this.#openMessageAtTail = false;
     this.#compressingMessage = false;
     const opcode = options.binary ? Opcode.Binary : Opcode.Text;
-    const frame = buildStringFrame(text, byteLength, {
-      opcode,
-      fin: true,
-      rsv1: false,
-      mask: options.mask,
-    });
+    const frame = buildStringFrame(
+      text,
+      byteLength,
+      frameOptions(opcode, true, false, options.mask),
+    );
     return this.#writeFrame(frame, callback);
   }
 
@@ -236,7 +255,7 @@ export class Sender {
     return this.#enqueue({
       payload,
       opcode,
-      options: { binary: true, fin: true, mask, compress: false },
+      options: dataFrameOptions(true, true, mask, false),
       callback,
     });
   }
@@ -365,7 +384,7 @@ export class Sender {
     mask: boolean,
     callback: WriteCallback | undefined,
   ): boolean {
-    return this.#writeFrame(buildFrame(payload, { opcode, fin, rsv1, mask }), callback);
+    return this.#writeFrame(buildFrame(payload, frameOptions(opcode, fin, rsv1, mask)), callback);
   }
 
   #writeFrame(frame: PrebuiltFrame, callback: WriteCallback | undefined): boolean {
