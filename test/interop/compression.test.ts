@@ -1112,6 +1112,32 @@ describe.each(DIRECTIONS)('permessage-deflate zlib streams: $name', (dir) => {
     await waitUntil(() => openStreams() === before, 'the zlib streams were freed');
   });
 
+  it('[weft-specific] terminating while a 4 MiB message is being inflated delivers it before close, and frees the streams', async () => {
+    const before = openStreams();
+    const pair = await openPair(dir, deflatePair({}, {}));
+    const weftSide = weftPeer(pair, dir);
+    const wsSide = wsPeer(pair, dir);
+    const events: string[] = [];
+    weftSide.on('message', (data: RawData) => events.push(`message ${toBuffer(data).length}`));
+    weftSide.on('error', (error: Error) => events.push(`error ${error.message}`));
+    const closed = waitClose(weftSide);
+    void closed.then(() => events.push('close'));
+    wsSide.send(letters(4 * MiB));
+    // The inflater is made when the message's inflating starts, which takes many zlib jobs:
+    // polled on every turn of the event loop, to catch it in flight.
+    const deadline = Date.now() + BIG_TIMEOUT;
+    while (openStreams() !== before + 1) {
+      if (Date.now() > deadline) throw new Error('the inflate did not start');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(events).toEqual([]);
+    weftSide.terminate();
+    await closed;
+    // Like ws, a message whose bytes had all arrived is still delivered, before 'close'.
+    expect(events).toEqual([`message ${4 * MiB}`, 'close']);
+    await waitUntil(() => openStreams() === before, 'the zlib streams were freed');
+  });
+
   it('[weft-specific] an uncompressed connection makes no zlib stream', async () => {
     const before = openStreams();
     const pair = await openPair(dir, { client: { perMessageDeflate: false } });

@@ -222,20 +222,58 @@ export function acceptResponse(
 const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 const DEFAULT_THRESHOLD = 1024;
 const DEFAULT_CONCURRENCY = 10;
+/**
+ * Every write to our zlib streams ends with a sync flush: one write is one zlib job per
+ * message (or fragment), whose callback comes once all of its output has been emitted.
+ */
+const { Z_NO_FLUSH, Z_SYNC_FLUSH } = zlib.constants;
 
 let limiter: JobLimiter | undefined;
 let openStreams = 0;
 
 function noop(): void {}
 
+function closedWhileCompressing(): Error {
+  return new Error('The connection closed while the message was being compressed');
+}
+
+function invalidCompressedData(error: Error): WebSocketProtocolError {
+  return new WebSocketProtocolError(
+    `Invalid compressed data: ${error.message}`,
+    'WS_ERR_INVALID_COMPRESSED_DATA',
+    CloseCode.InvalidPayload,
+  );
+}
+
+/** A message's last compressed bytes with the trailer put back, for a single inflate write. */
+function withTrailer(data: Buffer): Buffer {
+  const input = Buffer.allocUnsafe(data.length + TRAILER.length);
+  data.copy(input, 0);
+  TRAILER.copy(input, data.length);
+  return input;
+}
+
 /** Called with the compressed payload, or the reason there is none. */
 export type CompressCallback = (error: Error | null, compressed?: Buffer) => void;
 /** Called with the decompressed chunks, or the protocol error that fails the connection. */
 export type DecompressCallback = (error: WebSocketProtocolError | null, chunks?: Buffer[]) => void;
 
+/** The inflate job in flight on a connection: where the inflater's output goes. */
+interface InflateJob {
+  readonly chunks: Buffer[];
+  length: number;
+  readonly maxOutput: number;
+  readonly fin: boolean;
+  finished: boolean;
+  readonly done: () => void;
+  readonly callback: DecompressCallback;
+}
+
 /**
  * The per-connection codec: one deflate stream for what this end sends and one inflate stream
- * for what it receives, each made on first use and freed by `close()`.
+ * for what it receives, each made on first use and freed by `close()`. Each direction runs one
+ * job at a time (the sender and the receiver wait for one message before the next), so each
+ * stream has one 'data' listener for its whole life, filling the output of the current job.
  */
 export class PerMessageDeflate {
   /** zlib streams alive in this process (both directions, all connections): a leak gauge. */
@@ -251,9 +289,13 @@ export class PerMessageDeflate {
   readonly #options: PerMessageDeflateOptions;
   #deflate: zlib.DeflateRaw | null = null;
   #inflate: zlib.InflateRaw | null = null;
+  /** What the deflater emitted for the job in flight. */
+  readonly #deflated: Buffer[] = [];
+  #deflatedLength = 0;
+  /** Stops the compression in flight (see `close()`), or null. */
+  #abortCompress: (() => void) | null = null;
+  #inflateJob: InflateJob | null = null;
   #closed = false;
-  /** Jobs started and not finished: `close()` ends them, since a closed stream may never call back. */
-  readonly #running = new Set<() => void>();
 
   constructor(
     params: DeflateParams,
@@ -279,38 +321,40 @@ export class PerMessageDeflate {
     limiter!.run((done) => {
       if (this.#closed) {
         done();
-        callback(new Error('The connection closed while the message was being compressed'));
+        callback(closedWhileCompressing());
         return;
       }
       const deflate = this.#deflater();
-      const chunks: Buffer[] = [];
-      let length = 0;
       let finished = false;
-      const onData = (chunk: Buffer): void => {
-        chunks.push(chunk);
-        length += chunk.length;
-      };
+      // A closed stream may never call back: `close()` ends the job through this.
       const abort = (): void => {
         if (finished) return;
         finished = true;
-        deflate.removeListener('data', onData);
+        this.#abortCompress = null;
+        this.#deflated.length = 0;
+        this.#deflatedLength = 0;
         done();
-        callback(new Error('The connection closed while the message was being compressed'));
+        callback(closedWhileCompressing());
       };
-      this.#running.add(abort);
-      deflate.on('data', onData);
-      deflate.write(data);
-      deflate.flush(zlib.constants.Z_SYNC_FLUSH, () => {
-        this.#running.delete(abort);
+      this.#abortCompress = abort;
+      // zlib skips a flush that asks no more than the previous call did and has no input
+      // (Z_BUF_ERROR, no output), but an empty message still needs its empty stored block:
+      // a call without flush first makes the sync flush count.
+      if (data.length === 0) deflate.flush(Z_NO_FLUSH);
+      // One zlib job: the stream flushes every write (Z_SYNC_FLUSH), and the callback comes
+      // after all of the output, however many chunks, went to the 'data' listener.
+      deflate.write(data, () => {
         if (finished) return;
         if (this.#closed) {
           abort();
           return;
         }
         finished = true;
-        deflate.removeListener('data', onData);
-        done();
-        let out = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
+        this.#abortCompress = null;
+        const chunks = this.#deflated;
+        let out = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#deflatedLength);
+        chunks.length = 0;
+        this.#deflatedLength = 0;
         if (fin) {
           out = out.subarray(0, out.length - TRAILER.length);
           const noTakeover = this.#isServer
@@ -318,6 +362,7 @@ export class PerMessageDeflate {
             : this.params.clientNoContextTakeover;
           if (noTakeover) deflate.reset();
         }
+        done();
         callback(null, out);
       });
     });
@@ -334,74 +379,63 @@ export class PerMessageDeflate {
         return;
       }
       const inflate = this.#inflater();
-      const chunks: Buffer[] = [];
-      let length = 0;
-      let finished = false;
-      const finish = (error: WebSocketProtocolError | null): void => {
-        if (finished) return;
-        finished = true;
-        this.#running.delete(abort);
-        inflate.removeListener('data', onData);
-        inflate.removeListener('error', onError);
-        done();
-        if (this.#closed) return;
-        if (error !== null) {
-          this.#discardInflater();
-          callback(error);
+      const job: InflateJob = {
+        chunks: [],
+        length: 0,
+        maxOutput,
+        fin,
+        finished: false,
+        done,
+        callback,
+      };
+      this.#inflateJob = job;
+      // One zlib job per frame: the last frame of a message carries the trailer in the same
+      // write, and the stream flushes every write.
+      const input = fin ? withTrailer(data) : data;
+      const consumedBefore = inflate.bytesWritten;
+      inflate.write(input, (error) => {
+        // zlib errors come as an 'error' event, not here; this is for anything else.
+        if (error) {
+          this.#endInflate(job, invalidCompressedData(error));
           return;
         }
-        if (inflate.readableEnded) {
-          // The peer ended the deflate stream (a BFINAL block, RFC 7692 §7.2.3.3): the next
-          // message starts a fresh one.
-          this.#discardInflater();
-        } else if (fin) {
-          const noTakeover = this.#isServer
-            ? this.params.clientNoContextTakeover
-            : this.params.serverNoContextTakeover;
-          if (noTakeover) inflate.reset();
-        }
-        callback(null, chunks);
-      };
-      const onData = (chunk: Buffer): void => {
-        length += chunk.length;
-        if (length > maxOutput) {
-          finish(
-            new WebSocketProtocolError(
-              'Max payload size exceeded',
-              'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
-              CloseCode.MessageTooBig,
-            ),
-          );
-          return;
-        }
-        chunks.push(chunk);
-      };
-      const onError = (error: Error): void => {
-        finish(
-          new WebSocketProtocolError(
-            `Invalid compressed data: ${error.message}`,
-            'WS_ERR_INVALID_COMPRESSED_DATA',
-            CloseCode.InvalidPayload,
-          ),
-        );
-      };
-      // Closing mid-job: the receiver is gone, so no callback, just the slot back.
-      const abort = (): void => finish(null);
-      this.#running.add(abort);
-      inflate.on('data', onData);
-      inflate.on('error', onError);
-      inflate.write(data);
-      if (fin) inflate.write(TRAILER);
-      inflate.flush(() => finish(null));
+        // zlib stops reading at the end of a deflate stream (a BFINAL block, RFC 7692
+        // §7.2.3.3), leaving input unread: the next message starts a fresh inflater.
+        const ended = inflate.bytesWritten - consumedBefore < input.length;
+        this.#endInflate(job, null, ended);
+      });
     });
+  }
+
+  #endInflate(job: InflateJob, error: WebSocketProtocolError | null, ended = false): void {
+    if (job.finished) return;
+    job.finished = true;
+    this.#inflateJob = null;
+    job.done();
+    if (this.#closed) return; // the receiver is gone: no callback, just the slot back
+    const inflate = this.#inflate;
+    if (error !== null) {
+      this.#discardInflater();
+      job.callback(error);
+      return;
+    }
+    if (ended || inflate?.readableEnded === true) {
+      this.#discardInflater();
+    } else if (job.fin) {
+      const noTakeover = this.#isServer
+        ? this.params.clientNoContextTakeover
+        : this.params.serverNoContextTakeover;
+      if (noTakeover) inflate?.reset();
+    }
+    job.callback(null, job.chunks);
   }
 
   /** Frees both zlib streams; later jobs are refused. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const abort of [...this.#running]) abort();
-    this.#running.clear();
+    this.#abortCompress?.();
+    if (this.#inflateJob !== null) this.#endInflate(this.#inflateJob, null);
     if (this.#deflate !== null) {
       this.#deflate.close();
       this.#deflate = null;
@@ -422,8 +456,17 @@ export class PerMessageDeflate {
       const windowBits = this.#isServer
         ? this.params.serverMaxWindowBits
         : this.params.clientMaxWindowBits;
-      this.#deflate = zlib.createDeflateRaw({ ...this.#options.zlibDeflateOptions, windowBits });
-      this.#deflate.on('error', noop);
+      const deflate = zlib.createDeflateRaw({
+        ...this.#options.zlibDeflateOptions,
+        windowBits,
+        flush: Z_SYNC_FLUSH,
+      });
+      deflate.on('error', noop);
+      deflate.on('data', (chunk: Buffer) => {
+        this.#deflated.push(chunk);
+        this.#deflatedLength += chunk.length;
+      });
+      this.#deflate = deflate;
       openStreams++;
     }
     return this.#deflate;
@@ -434,8 +477,35 @@ export class PerMessageDeflate {
       const windowBits = this.#isServer
         ? this.params.clientMaxWindowBits
         : this.params.serverMaxWindowBits;
-      this.#inflate = zlib.createInflateRaw({ ...this.#options.zlibInflateOptions, windowBits });
-      this.#inflate.on('error', noop);
+      const inflate = zlib.createInflateRaw({
+        ...this.#options.zlibInflateOptions,
+        windowBits,
+        flush: Z_SYNC_FLUSH,
+      });
+      // Only the current stream's output and errors count: a discarded one may still report.
+      inflate.on('data', (chunk: Buffer) => {
+        const job = this.#inflateJob;
+        if (job === null || inflate !== this.#inflate) return;
+        job.length += chunk.length;
+        if (job.length > job.maxOutput) {
+          this.#endInflate(
+            job,
+            new WebSocketProtocolError(
+              'Max payload size exceeded',
+              'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
+              CloseCode.MessageTooBig,
+            ),
+          );
+          return;
+        }
+        job.chunks.push(chunk);
+      });
+      inflate.on('error', (error: Error) => {
+        const job = this.#inflateJob;
+        if (job === null || inflate !== this.#inflate) return;
+        this.#endInflate(job, invalidCompressedData(error));
+      });
+      this.#inflate = inflate;
       openStreams++;
     }
     return this.#inflate;
