@@ -248,9 +248,13 @@ const Flag = {
   CloseFrameReceived: 1 << 1,
   Failed: 1 << 2,
   CloseEmitted: 1 << 3,
+  /** Reading paused by `pause()`. */
   Paused: 1 << 4,
+  /** Reading paused because bytes piled up behind an inflating frame. */
   BacklogPaused: 1 << 5,
+  /** `send` returned false: a 'drain' is owed once everything queued is out. */
   DrainOwed: 1 << 6,
+  /** Set once the held-messages budget overflowed: from then on unheard messages are dropped. */
   HoldingOverflowed: 1 << 7,
   DeferredEvents: 1 << 8,
 } as const;
@@ -342,64 +346,6 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     this.#flags = on ? this.#flags | flag : this.#flags & ~flag;
   }
 
-  get #closeFrameSent(): boolean {
-    return this.#flag(Flag.CloseFrameSent);
-  }
-  set #closeFrameSent(on: boolean) {
-    this.#setFlag(Flag.CloseFrameSent, on);
-  }
-  get #closeFrameReceived(): boolean {
-    return this.#flag(Flag.CloseFrameReceived);
-  }
-  set #closeFrameReceived(on: boolean) {
-    this.#setFlag(Flag.CloseFrameReceived, on);
-  }
-  get #failed(): boolean {
-    return this.#flag(Flag.Failed);
-  }
-  set #failed(on: boolean) {
-    this.#setFlag(Flag.Failed, on);
-  }
-  get #closeEmitted(): boolean {
-    return this.#flag(Flag.CloseEmitted);
-  }
-  set #closeEmitted(on: boolean) {
-    this.#setFlag(Flag.CloseEmitted, on);
-  }
-  get #paused(): boolean {
-    return this.#flag(Flag.Paused);
-  }
-  set #paused(on: boolean) {
-    this.#setFlag(Flag.Paused, on);
-  }
-  /** Reading paused because bytes piled up behind an inflating frame. */
-  get #backlogPaused(): boolean {
-    return this.#flag(Flag.BacklogPaused);
-  }
-  set #backlogPaused(on: boolean) {
-    this.#setFlag(Flag.BacklogPaused, on);
-  }
-  /** `send` returned false: a 'drain' is owed once everything queued is out. */
-  get #drainOwed(): boolean {
-    return this.#flag(Flag.DrainOwed);
-  }
-  set #drainOwed(on: boolean) {
-    this.#setFlag(Flag.DrainOwed, on);
-  }
-  /** Set once the budget overflowed: from then on unheard messages are dropped. */
-  get #holdingOverflowed(): boolean {
-    return this.#flag(Flag.HoldingOverflowed);
-  }
-  set #holdingOverflowed(on: boolean) {
-    this.#setFlag(Flag.HoldingOverflowed, on);
-  }
-  get #deferredEvents(): boolean {
-    return this.#flag(Flag.DeferredEvents);
-  }
-  set #deferredEvents(on: boolean) {
-    this.#setFlag(Flag.DeferredEvents, on);
-  }
-
   /**
    * Opens a client connection to `address` (`ws:`, `wss:`, `ws+unix:`, `http:` or `https:`).
    * Throws a SyntaxError at once for a malformed address or subprotocol list.
@@ -487,7 +433,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
 
   /** Whether reading is paused by `pause()`. */
   get isPaused(): boolean {
-    return this.#paused;
+    return this.#flag(Flag.Paused);
   }
 
   // ---- sending ---------------------------------------------------------------------------
@@ -524,16 +470,16 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       dataFrameOptions(binary, fin, mask, compress),
       callback,
     );
-    if (!flowing) this.#drainOwed = true;
+    if (!flowing) this.#setFlag(Flag.DrainOwed, true);
     return flowing;
   }
 
   /** Emits the owed 'drain' once neither our queue nor the socket's buffer holds anything back. */
   #maybeDrained(): void {
     const socket = this.#socket;
-    if (!this.#drainOwed || socket === null) return;
+    if (!this.#flag(Flag.DrainOwed) || socket === null) return;
     if ((this.#sender?.queuedBytes ?? 0) > 0 || socket.writableNeedDrain) return;
-    this.#drainOwed = false;
+    this.#setFlag(Flag.DrainOwed, false);
     this.emit('drain');
   }
 
@@ -738,8 +684,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   }
 
   #sendCloseFrame(code: number | undefined, reason: Buffer): void {
-    if (this.#closeFrameSent) return;
-    this.#closeFrameSent = true;
+    if (this.#flag(Flag.CloseFrameSent)) return;
+    this.#setFlag(Flag.CloseFrameSent, true);
     let payload = EMPTY_BUFFER;
     if (code !== undefined) {
       payload = Buffer.allocUnsafe(2 + reason.length);
@@ -768,7 +714,11 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   #endSocketIfClosed(): void {
     const socket = this.#socket;
     if (socket === null || socket.writableEnded) return;
-    if (this.#closeFrameSent && (this.#closeFrameReceived || this.#failed)) socket.end();
+    if (
+      this.#flag(Flag.CloseFrameSent) &&
+      (this.#flag(Flag.CloseFrameReceived) || this.#flag(Flag.Failed))
+    )
+      socket.end();
   }
 
   /** Destroys the connection at once, without a closing handshake. */
@@ -786,7 +736,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   pause(): void {
     if (this.#readyState === ReadyState.CONNECTING || this.#readyState === ReadyState.CLOSED)
       return;
-    this.#paused = true;
+    this.#setFlag(Flag.Paused, true);
     this.#receiver?.pause();
     this.#socket?.pause();
   }
@@ -795,7 +745,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   resume(): void {
     if (this.#readyState === ReadyState.CONNECTING || this.#readyState === ReadyState.CLOSED)
       return;
-    this.#paused = false;
+    this.#setFlag(Flag.Paused, false);
     const receiver = this.#receiver;
     receiver?.resume();
     if (receiver === null || !receiver.paused) this.#socket?.resume();
@@ -997,23 +947,23 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     (this.emit as (event: K, ...args: WebSocketEventMap[K]) => boolean)(event, ...args);
     if (
       !this.#settings.allowSynchronousEvents &&
-      !this.#deferredEvents &&
+      !this.#flag(Flag.DeferredEvents) &&
       this.#receiver !== null &&
       !this.#receiver.stopped
     ) {
-      this.#deferredEvents = true;
+      this.#setFlag(Flag.DeferredEvents, true);
       this.#receiver.pause();
       setImmediate(() => {
-        this.#deferredEvents = false;
-        if (!this.#paused) this.#receiver?.resume();
+        this.#setFlag(Flag.DeferredEvents, false);
+        if (!this.#flag(Flag.Paused)) this.#receiver?.resume();
       });
     }
   }
 
   #holdMessage(data: RawData, isBinary: boolean, length: number): void {
-    if (this.#holdingOverflowed) return;
+    if (this.#flag(Flag.HoldingOverflowed)) return;
     if (this.#heldBytes + length > HELD_MESSAGES_BYTE_BUDGET) {
-      this.#holdingOverflowed = true;
+      this.#setFlag(Flag.HoldingOverflowed, true);
       this.#stopHolding();
       return;
     }
@@ -1036,8 +986,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     );
     this.#receiver = receiver;
     // A failed connection parses nothing more; a paused one buffers until resumed.
-    if (this.#failed || this.#readyState === ReadyState.CLOSED) receiver.stop();
-    else if (this.#paused) receiver.pause();
+    if (this.#flag(Flag.Failed) || this.#readyState === ReadyState.CLOSED) receiver.stop();
+    else if (this.#flag(Flag.Paused)) receiver.pause();
     return receiver;
   }
 
@@ -1099,7 +1049,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
 
     onClose(code: number, reason: Buffer): void {
       const ws = this.#ws;
-      ws.#closeFrameReceived = true;
+      ws.#setFlag(Flag.CloseFrameReceived, true);
       ws.#closeCode = code;
       ws.#closeReason = reason;
       if (ws.#readyState === ReadyState.OPEN) ws.#readyState = ReadyState.CLOSING;
@@ -1114,9 +1064,9 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
 
     onCaughtUp(): void {
       const ws = this.#ws;
-      if (!ws.#backlogPaused) return;
-      ws.#backlogPaused = false;
-      if (!ws.#paused) ws.#socket?.resume();
+      if (!ws.#flag(Flag.BacklogPaused)) return;
+      ws.#setFlag(Flag.BacklogPaused, false);
+      if (!ws.#flag(Flag.Paused)) ws.#socket?.resume();
     }
 
     onPayloadError(error: Error): void {
@@ -1137,8 +1087,12 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
       receiver.write(chunk);
       // While a frame inflates, later bytes wait in the receiver: past a backlog, stop
       // reading so TCP pushes back on the peer instead of our memory growing.
-      if (receiver.inflating && receiver.bufferedBytes >= INFLATE_BACKLOG && !ws.#backlogPaused) {
-        ws.#backlogPaused = true;
+      if (
+        receiver.inflating &&
+        receiver.bufferedBytes >= INFLATE_BACKLOG &&
+        !ws.#flag(Flag.BacklogPaused)
+      ) {
+        ws.#setFlag(Flag.BacklogPaused, true);
         ws.#socket?.pause();
       }
     }
@@ -1190,7 +1144,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
 
   /** "Fail the WebSocket Connection" (RFC 6455 §7.1.7): close frame with `code`, then close TCP. */
   #failConnection(code: number, error: Error | WebSocketProtocolError): void {
-    this.#failed = true;
+    this.#setFlag(Flag.Failed, true);
     this.#receiver?.stop();
     if (this.#readyState === ReadyState.OPEN) this.#readyState = ReadyState.CLOSING;
     if (
@@ -1218,7 +1172,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
 
   #onSocketError(error: Error): void {
     if (this.#readyState === ReadyState.OPEN) this.#readyState = ReadyState.CLOSING;
-    if (!this.#closeFrameReceived && !this.#failed) this.#emitError(error);
+    if (!this.#flag(Flag.CloseFrameReceived) && !this.#flag(Flag.Failed)) this.#emitError(error);
     this.#socket?.destroy();
   }
 
@@ -1243,8 +1197,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   }
 
   #emitClose(): void {
-    if (this.#closeEmitted) return;
-    this.#closeEmitted = true;
+    if (this.#flag(Flag.CloseEmitted)) return;
+    this.#setFlag(Flag.CloseEmitted, true);
     this.#readyState = ReadyState.CLOSED;
     // A closed connection leaves all its topics.
     if (this.#topics !== undefined && this.#hub !== undefined) {
@@ -1306,7 +1260,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
             new CloseEvent('close', {
               code,
               reason: reason.toString(),
-              wasClean: this.#closeFrameReceived && this.#closeFrameSent,
+              wasClean: this.#flag(Flag.CloseFrameReceived) && this.#flag(Flag.CloseFrameSent),
             }),
           );
         break;
