@@ -5,6 +5,7 @@
  * 0fd883f handshake leftovers and the chunk queue, 682de8e socket backpressure while
  * inflating), so they stay as regression tests.
  */
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
@@ -244,9 +245,14 @@ describe('permessage-deflate: a peer that keeps sending while a frame inflates',
     );
     track({ close: () => ws.terminate() });
     await new Promise((resolve) => setImmediate(resolve)); // the server starts reading
-    // A compressed text frame (masked with a zero key), then a 64 MiB binary frame.
-    const hello = zlib.deflateRawSync('hello', { finishFlush: zlib.constants.Z_SYNC_FLUSH });
-    socket.push(Buffer.concat([hex('c1 87 00000000'), hello.subarray(0, -4)]));
+    // A compressed frame too big to inflate inline (masked with a zero key), so it inflates
+    // on the thread pool, then a 64 MiB binary frame.
+    const noise = zlib
+      .deflateRawSync(randomBytes(80 * 1024), { finishFlush: zlib.constants.Z_SYNC_FLUSH })
+      .subarray(0, -4);
+    const length = Buffer.alloc(8);
+    length.writeUInt32BE(noise.length, 4);
+    socket.push(Buffer.concat([hex('c2 ff'), length, hex('00000000'), noise]));
     socket.push(hex('82 ff 00000000 04000000 00000000'));
     const block = Buffer.alloc(1024 * 1024);
     for (let i = 0; i < 64; i++) socket.push(block);

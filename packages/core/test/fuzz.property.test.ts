@@ -563,9 +563,13 @@ describe('valid frame sequences round-trip', () => {
             'permessage-deflate',
           );
           const compress = (data: Buffer, fin: boolean) =>
-            new Promise<Buffer>((resolve, reject) =>
-              sender.compress(data, fin, (error, out) => (error ? reject(error) : resolve(out!))),
-            );
+            new Promise<Buffer>((resolve, reject) => {
+              const now = sender.compress(data, fin, (error, out) =>
+                error ? reject(error) : resolve(out!),
+              );
+              if (now instanceof Error) reject(now);
+              else if (now !== undefined) resolve(now);
+            });
           try {
             const { bytes, expected } = await buildStream(spec, isServer, 15, compress);
             const options = { isServer, maxPayload: 0, deflate: params };

@@ -7,6 +7,7 @@ import {
   clientOffer,
   NegotiationError,
 } from '../src/extensions/permessage-deflate.js';
+import { runInline } from '../src/extensions/zlib-inline.js';
 import { PerMessageDeflate, WebSocket, WebSocketServer } from '../src/index.js';
 import { Opcode } from '../src/protocol/constants.js';
 import { rawFrame } from './frames.js';
@@ -400,6 +401,125 @@ describe('permessage-deflate on the wire', () => {
     expect(errors.slice(firstFailed).every((error) => error instanceof Error)).toBe(true);
     expect(PerMessageDeflate.openStreams).toBe(before);
     expect(reported).toEqual([]);
+  });
+
+  describe('inline and thread-pool zlib work (payloads up to 32 KiB run inline)', () => {
+    /** Bytes that deflate cannot shrink, so the compressed size is about the message size. */
+    function noise(length: number, seed: number): Buffer {
+      const bytes = Buffer.alloc(length);
+      let state = seed;
+      for (let i = 0; i < length; i++) {
+        state = (state * 1103515245 + 12345) >>> 0;
+        bytes[i] = state >>> 24;
+      }
+      return bytes;
+    }
+
+    it('runInline: the same bytes as zlib, an error that destroys the stream, null once closed', () => {
+      const input = Buffer.from('inline '.repeat(20_000));
+      const deflate = zlib.createDeflateRaw();
+      const run = runInline(deflate, input, zlib.constants.Z_SYNC_FLUSH, Number.POSITIVE_INFINITY);
+      if (run === null || run instanceof Error) throw new Error('expected output');
+      expect(run.complete).toBe(true);
+      expect(run.unread).toBe(0);
+      const inflated = zlib.inflateRawSync(Buffer.concat(run.chunks), {
+        finishFlush: zlib.constants.Z_SYNC_FLUSH,
+      });
+      expect(inflated.equals(input)).toBe(true);
+      deflate.close();
+      expect(runInline(deflate, input, zlib.constants.Z_SYNC_FLUSH, 1)).toBeNull();
+
+      const inflate = zlib.createInflateRaw();
+      inflate.on('error', () => {});
+      const bad = runInline(inflate, Buffer.from([0xff, 0xff]), zlib.constants.Z_SYNC_FLUSH, 1);
+      expect(bad).toBeInstanceOf(Error);
+      expect(inflate.destroyed).toBe(true);
+
+      // Output past the limit stops the run with the rest still to come.
+      const zeros = zlib.deflateRawSync(Buffer.alloc(1024 * 1024));
+      const partial = runInline(zlib.createInflateRaw(), zeros, zlib.constants.Z_SYNC_FLUSH, 1);
+      if (partial === null || partial instanceof Error) throw new Error('expected output');
+      expect(partial.complete).toBe(false);
+      expect(partial.length).toBeLessThan(1024 * 1024);
+    });
+
+    it('sends and receives messages on both sides of the limit intact and in order', async () => {
+      const { client, server } = await connectPair({ perMessageDeflate: { threshold: 0 } });
+      const sizes = [0, 1, 32_767, 32_768, 32_769, 200_000, 3, 100_000, 32_768, 7];
+      const sent = sizes.flatMap((size, i) => [noise(size, i), Buffer.alloc(size, i)]);
+      const echoed: Buffer[] = [];
+      server.on('message', (data) => server.send(data as Buffer));
+      client.on('message', (data) => echoed.push(data as Buffer));
+      for (const message of sent) client.send(message);
+      await expect.poll(() => echoed.length, { timeout: 10_000 }).toBe(sent.length);
+      echoed.forEach((message, i) => expect(message.equals(sent[i]!)).toBe(true));
+    });
+
+    for (const size of [1_000, 100_000]) {
+      it(`inflates a BFINAL message of ${size} incompressible bytes and goes on with a fresh inflater`, async () => {
+        const { raw, ws } = await rawDeflateClient({ perMessageDeflate: { threshold: 0 } });
+        const got: Buffer[] = [];
+        ws.on('message', (data) => got.push(data as Buffer));
+        const first = noise(size, 1);
+        raw.socket.write(
+          rawFrame({
+            opcode: Opcode.Binary,
+            rsv: 4,
+            payload: zlib.deflateRawSync(first),
+            mask: true,
+          }),
+        );
+        raw.socket.write(
+          rawFrame({ opcode: Opcode.Text, rsv: 4, payload: compressed('next'), mask: true }),
+        );
+        await expect.poll(() => got.length).toBe(2);
+        expect(got[0]!.equals(first)).toBe(true);
+        expect(String(got[1])).toBe('next');
+      });
+    }
+
+    // 4 MiB of zeros deflates to about 4 KiB: an inline run stops at 256 KiB of output and the
+    // rest of the frame inflates on the thread pool.
+    for (const [maxPayload, outcome] of [
+      [8 * 1024 * 1024, 'arrives whole'],
+      [100 * 1024, 'fails with 1009 within the inline run'],
+      [1024 * 1024, 'fails with 1009 on the thread pool'],
+    ] as const) {
+      it(`a small frame that inflates to 4 MiB ${outcome} (maxPayload ${maxPayload})`, async () => {
+        const before = PerMessageDeflate.openStreams;
+        const { raw, ws } = await rawDeflateClient({ maxPayload });
+        const message = Buffer.alloc(4 * 1024 * 1024);
+        const got: Buffer[] = [];
+        ws.on('message', (data) => got.push(data as Buffer));
+        raw.socket.write(
+          rawFrame({ opcode: Opcode.Binary, rsv: 4, payload: compressed(message), mask: true }),
+        );
+        if (maxPayload > message.length) {
+          await expect.poll(() => got.length).toBe(1);
+          expect(got[0]!.equals(message)).toBe(true);
+          ws.send('still open', { compress: false });
+          await raw.readUntil((bytes) => bytes.includes('still open'));
+          return;
+        }
+        const closed = waitFor<[number]>(ws, 'close');
+        expect(await raw.closeCode()).toBe(1009);
+        await closed;
+        expect(got).toEqual([]);
+        expect(PerMessageDeflate.openStreams).toBe(before);
+      });
+    }
+
+    it('fails corrupt data with 1007 in an inline run and in a thread-pool run', async () => {
+      for (const size of [100, 100_000]) {
+        const { raw, ws } = await rawDeflateClient({ perMessageDeflate: { threshold: 0 } });
+        const payload = compressed(noise(size, 3));
+        payload[0] = 0xff; // block type 3: reserved, an error
+        const closed = waitFor<[number]>(ws, 'close');
+        raw.socket.write(rawFrame({ opcode: Opcode.Binary, rsv: 4, payload, mask: true }));
+        expect(await raw.closeCode()).toBe(1007);
+        await closed;
+      }
+    });
   });
 
   it('checks option values when the server or client is created', () => {

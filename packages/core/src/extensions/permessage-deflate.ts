@@ -2,6 +2,7 @@ import zlib from 'node:zlib';
 import { CloseCode } from '../protocol/close-codes.js';
 import { WebSocketProtocolError } from '../protocol/errors.js';
 import { type ExtensionOffer, formatExtension } from './header.js';
+import { runInline } from './zlib-inline.js';
 import { JobLimiter } from './zlib-limiter.js';
 
 export const EXTENSION_NAME = 'permessage-deflate';
@@ -228,6 +229,19 @@ const DEFAULT_CONCURRENCY = 10;
  */
 const { Z_NO_FLUSH, Z_SYNC_FLUSH } = zlib.constants;
 
+/**
+ * Payloads up to this size are (de)compressed inline, on the event loop's thread: for them, the
+ * thread pool's hand-off costs CPU on both threads and adds latency, while the loop is held for
+ * about a millisecond at most (level 6). Bigger ones go to the pool, so a large message never
+ * stalls the other connections.
+ */
+const INLINE_LIMIT = 32 * 1024;
+/**
+ * Inflated bytes an inline run may produce before the rest of the frame moves to the thread
+ * pool: a small frame may inflate to much more (a decompression bomb, up to 1:1032).
+ */
+const INLINE_OUTPUT_LIMIT = 256 * 1024;
+
 let limiter: JobLimiter | undefined;
 let openStreams = 0;
 
@@ -242,6 +256,14 @@ function invalidCompressedData(error: Error): WebSocketProtocolError {
     `Invalid compressed data: ${error.message}`,
     'WS_ERR_INVALID_COMPRESSED_DATA',
     CloseCode.InvalidPayload,
+  );
+}
+
+function messageTooBig(): WebSocketProtocolError {
+  return new WebSocketProtocolError(
+    'Max payload size exceeded',
+    'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
+    CloseCode.MessageTooBig,
   );
 }
 
@@ -290,11 +312,17 @@ export class PerMessageDeflate {
   #deflate: zlib.DeflateRaw | null = null;
   #inflate: zlib.InflateRaw | null = null;
   /** What the deflater emitted for the job in flight. */
-  readonly #deflated: Buffer[] = [];
+  readonly #deflatedChunks: Buffer[] = [];
   #deflatedLength = 0;
   /** Stops the compression in flight (see `close()`), or null. */
   #abortCompress: (() => void) | null = null;
   #inflateJob: InflateJob | null = null;
+  /**
+   * Jobs given to the thread pool and not finished, per direction. zlib must never be driven
+   * inline while one of them is running on the same stream (Node aborts the process on it).
+   */
+  #deflatesInPool = 0;
+  #inflatesInPool = 0;
   #closed = false;
 
   constructor(
@@ -316,9 +344,52 @@ export class PerMessageDeflate {
     return this.#options.zlibDeflateOptions;
   }
 
-  /** Compresses one message or fragment; the trailer is stripped from a message's last part. */
-  compress(data: Buffer, fin: boolean, callback: CompressCallback): void {
-    limiter!.run((done) => {
+  /**
+   * Compresses one message or fragment; the trailer is stripped from a message's last part.
+   * A payload of up to `INLINE_LIMIT` bytes is compressed at once, on this thread, and
+   * returned (or the error, when zlib failed); `callback` is then never called. A bigger one
+   * goes to the thread pool: the return is undefined and `callback` gets the result.
+   */
+  compress(data: Buffer, fin: boolean, callback: CompressCallback): Buffer | Error | undefined {
+    // A job still on the pool owns the stream (and goes first): this one queues behind it.
+    if (data.length <= INLINE_LIMIT && this.#deflatesInPool === 0 && !this.#closed) {
+      const compressed = this.#deflateInline(data, fin);
+      if (compressed !== null) return compressed;
+    }
+    this.#deflateInPool(data, fin, callback);
+    return undefined;
+  }
+
+  #deflateInline(data: Buffer, fin: boolean): Buffer | Error | null {
+    const deflate = this.#deflater();
+    // An empty message needs its empty block: see `#deflateInPool`.
+    if (data.length === 0) {
+      const primed = runInline(deflate, data, Z_NO_FLUSH, Number.POSITIVE_INFINITY);
+      if (primed === null || primed instanceof Error) return primed;
+    }
+    const run = runInline(deflate, data, Z_SYNC_FLUSH, Number.POSITIVE_INFINITY);
+    if (run === null || run instanceof Error) return run;
+    const out = run.chunks.length === 1 ? run.chunks[0]! : Buffer.concat(run.chunks, run.length);
+    return this.#deflated(out, fin);
+  }
+
+  /** A message's compressed bytes: the trailer goes from its last part (RFC 7692 §7.2.1). */
+  #deflated(out: Buffer, fin: boolean): Buffer {
+    if (!fin) return out;
+    const noTakeover = this.#isServer
+      ? this.params.serverNoContextTakeover
+      : this.params.clientNoContextTakeover;
+    if (noTakeover) this.#deflate?.reset();
+    return out.subarray(0, out.length - TRAILER.length);
+  }
+
+  #deflateInPool(data: Buffer, fin: boolean, callback: CompressCallback): void {
+    this.#deflatesInPool++;
+    limiter!.run((release) => {
+      const done = (): void => {
+        this.#deflatesInPool--;
+        release();
+      };
       if (this.#closed) {
         done();
         callback(closedWhileCompressing());
@@ -331,7 +402,7 @@ export class PerMessageDeflate {
         if (finished) return;
         finished = true;
         this.#abortCompress = null;
-        this.#deflated.length = 0;
+        this.#deflatedChunks.length = 0;
         this.#deflatedLength = 0;
         done();
         callback(closedWhileCompressing());
@@ -351,19 +422,12 @@ export class PerMessageDeflate {
         }
         finished = true;
         this.#abortCompress = null;
-        const chunks = this.#deflated;
-        let out = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#deflatedLength);
+        const chunks = this.#deflatedChunks;
+        const out = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#deflatedLength);
         chunks.length = 0;
         this.#deflatedLength = 0;
-        if (fin) {
-          out = out.subarray(0, out.length - TRAILER.length);
-          const noTakeover = this.#isServer
-            ? this.params.serverNoContextTakeover
-            : this.params.clientNoContextTakeover;
-          if (noTakeover) deflate.reset();
-        }
         done();
-        callback(null, out);
+        callback(null, this.#deflated(out, fin));
       });
     });
   }
@@ -371,28 +435,98 @@ export class PerMessageDeflate {
   /**
    * Decompresses one frame's payload. Output beyond `maxOutput` bytes (Infinity: no limit) stops
    * zlib at once and fails with 1009, so a decompression bomb costs no more than the limit.
+   * A frame of up to `INLINE_LIMIT` compressed bytes is inflated at once, on this thread, and
+   * its chunks (or the protocol error) returned; `callback` is then never called. A bigger
+   * frame, or one that inflates past `INLINE_OUTPUT_LIMIT`, continues on the thread pool: the
+   * return is undefined and `callback` gets the result.
    */
-  decompress(data: Buffer, fin: boolean, maxOutput: number, callback: DecompressCallback): void {
-    limiter!.run((done) => {
+  decompress(
+    data: Buffer,
+    fin: boolean,
+    maxOutput: number,
+    callback: DecompressCallback,
+  ): Buffer[] | WebSocketProtocolError | undefined {
+    if (this.#closed) return undefined;
+    // The last frame of a message carries the trailer in the same zlib call.
+    const input = fin ? withTrailer(data) : data;
+    // A job still on the pool owns the stream (and goes first): this one queues behind it.
+    if (data.length > INLINE_LIMIT || this.#inflatesInPool > 0) {
+      this.#inflateInPool(input, fin, maxOutput, callback, [], 0);
+      return undefined;
+    }
+    const inflate = this.#inflater();
+    const run = runInline(
+      inflate,
+      input,
+      Z_SYNC_FLUSH,
+      Math.min(INLINE_OUTPUT_LIMIT, maxOutput + 1),
+    );
+    if (run === null) {
+      this.#inflateInPool(input, fin, maxOutput, callback, [], 0);
+      return undefined;
+    }
+    if (run instanceof Error) {
+      this.#discardInflater();
+      return invalidCompressedData(run);
+    }
+    if (run.length > maxOutput) {
+      this.#discardInflater();
+      return messageTooBig();
+    }
+    if (!run.complete) {
+      this.#inflateInPool(
+        input.subarray(input.length - run.unread),
+        fin,
+        maxOutput,
+        callback,
+        run.chunks,
+        run.length,
+      );
+      return undefined;
+    }
+    this.#inflated(fin, run.unread > 0);
+    return run.chunks;
+  }
+
+  /**
+   * After a frame's output is all out: the next message starts a fresh inflater when this one
+   * reached the end of its deflate stream, or a reset one without context takeover.
+   */
+  #inflated(fin: boolean, ended: boolean): void {
+    if (ended || this.#inflate?.readableEnded === true) {
+      this.#discardInflater();
+    } else if (fin) {
+      const noTakeover = this.#isServer
+        ? this.params.clientNoContextTakeover
+        : this.params.serverNoContextTakeover;
+      if (noTakeover) this.#inflate?.reset();
+    }
+  }
+
+  /** Feeds `input` to the inflater as one thread-pool job; `chunks` holds output so far. */
+  #inflateInPool(
+    input: Buffer,
+    fin: boolean,
+    maxOutput: number,
+    callback: DecompressCallback,
+    chunks: Buffer[],
+    length: number,
+  ): void {
+    this.#inflatesInPool++;
+    limiter!.run((release) => {
+      const done = (): void => {
+        this.#inflatesInPool--;
+        release();
+      };
       if (this.#closed) {
         done();
         return;
       }
       const inflate = this.#inflater();
-      const job: InflateJob = {
-        chunks: [],
-        length: 0,
-        maxOutput,
-        fin,
-        finished: false,
-        done,
-        callback,
-      };
+      const job: InflateJob = { chunks, length, maxOutput, fin, finished: false, done, callback };
       this.#inflateJob = job;
-      // One zlib job per frame: the last frame of a message carries the trailer in the same
-      // write, and the stream flushes every write.
-      const input = fin ? withTrailer(data) : data;
       const consumedBefore = inflate.bytesWritten;
+      // One zlib job: the stream flushes every write (Z_SYNC_FLUSH).
       inflate.write(input, (error) => {
         // zlib errors come as an 'error' event, not here; this is for anything else.
         if (error) {
@@ -413,20 +547,12 @@ export class PerMessageDeflate {
     this.#inflateJob = null;
     job.done();
     if (this.#closed) return; // the receiver is gone: no callback, just the slot back
-    const inflate = this.#inflate;
     if (error !== null) {
       this.#discardInflater();
       job.callback(error);
       return;
     }
-    if (ended || inflate?.readableEnded === true) {
-      this.#discardInflater();
-    } else if (job.fin) {
-      const noTakeover = this.#isServer
-        ? this.params.clientNoContextTakeover
-        : this.params.serverNoContextTakeover;
-      if (noTakeover) inflate?.reset();
-    }
+    this.#inflated(job.fin, ended);
     job.callback(null, job.chunks);
   }
 
@@ -463,7 +589,7 @@ export class PerMessageDeflate {
       });
       deflate.on('error', noop);
       deflate.on('data', (chunk: Buffer) => {
-        this.#deflated.push(chunk);
+        this.#deflatedChunks.push(chunk);
         this.#deflatedLength += chunk.length;
       });
       this.#deflate = deflate;
@@ -488,14 +614,7 @@ export class PerMessageDeflate {
         if (job === null || inflate !== this.#inflate) return;
         job.length += chunk.length;
         if (job.length > job.maxOutput) {
-          this.#endInflate(
-            job,
-            new WebSocketProtocolError(
-              'Max payload size exceeded',
-              'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
-              CloseCode.MessageTooBig,
-            ),
-          );
+          this.#endInflate(job, messageTooBig());
           return;
         }
         job.chunks.push(chunk);

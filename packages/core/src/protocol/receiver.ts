@@ -36,14 +36,17 @@ export interface ReceiverOptions {
   readonly decompressor?: MessageDecompressor;
 }
 
-/** Inflates compressed frames; see `PerMessageDeflate.decompress`. */
+/**
+ * Inflates compressed frames; see `PerMessageDeflate.decompress`. The result comes back at once
+ * (the chunks, or the error) or, when undefined is returned, later through `callback`.
+ */
 export interface MessageDecompressor {
   decompress(
     data: Buffer,
     fin: boolean,
     maxOutput: number,
     callback: (error: WebSocketProtocolError | null, chunks?: Buffer[]) => void,
-  ): void;
+  ): Buffer[] | WebSocketProtocolError | undefined;
 }
 
 // Parser states: each names what it waits for.
@@ -453,24 +456,24 @@ export class Receiver {
         ? this.#options.maxPayload - (this.#message?.length ?? 0)
         : Number.POSITIVE_INFINITY;
     this.#state = INFLATING;
-    this.#options.decompressor!.decompress(data, fin, maxOutput, (error, chunks) => {
-      if (this.#state !== INFLATING) return; // stopped meanwhile
-      if (error !== null) {
-        this.#fail(error);
-        this.#checkDrained();
-        return;
-      }
-      this.#state = READ_HEADER;
-      const delivered = this.#deliverInflated(chunks ?? [], fin);
-      if (delivered) this.#run();
-      else this.#checkDrained();
-    });
-    // The callback may already have run (and moved on) synchronously.
-    return this.#state !== INFLATING && !this.stopped;
+    const inflated = this.#options.decompressor!.decompress(
+      data,
+      fin,
+      maxOutput,
+      (error, chunks) => {
+        if (this.#state !== INFLATING) return; // stopped meanwhile
+        if (this.#deliverInflated(error ?? chunks ?? [], fin)) this.#run();
+        else this.#checkDrained();
+      },
+    );
+    // Inflated at once: parsing goes on in this same pass.
+    return inflated !== undefined && this.#deliverInflated(inflated, fin);
   }
 
-  #deliverInflated(chunks: Buffer[], fin: boolean): boolean {
-    for (const chunk of chunks) {
+  #deliverInflated(inflated: Buffer[] | WebSocketProtocolError, fin: boolean): boolean {
+    if (!Array.isArray(inflated)) return this.#fail(inflated);
+    this.#state = READ_HEADER;
+    for (const chunk of inflated) {
       if (!this.#acceptMessageData(chunk)) return false;
     }
     if (!fin) return true;

@@ -44,7 +44,10 @@ export interface SenderOwner {
   onSenderIdle(): void;
 }
 
-/** Compresses outgoing messages; see `PerMessageDeflate.compress`. */
+/**
+ * Compresses outgoing messages; see `PerMessageDeflate.compress`. The result comes back at once
+ * (the payload, or the error) or, when undefined is returned, later through `callback`.
+ */
 export interface MessageCompressor {
   /** Messages below this many bytes are not worth compressing. */
   readonly threshold: number;
@@ -52,7 +55,7 @@ export interface MessageCompressor {
     data: Buffer,
     fin: boolean,
     callback: (error: Error | null, compressed?: Buffer) => void,
-  ): void;
+  ): Buffer | Error | undefined;
 }
 
 type Payload = Buffer | Blob;
@@ -324,20 +327,37 @@ export class Sender {
     if (!this.#compressingMessage) {
       return this.#write(opcode, payload, options.fin, false, options.mask, callback);
     }
-    this.#busy = true;
-    this.#queuedBytes += payload.length;
-    this.#compressor!.compress(payload, options.fin, (error, compressed) => {
+    const compressed = this.#compressor!.compress(payload, options.fin, (error, later) => {
       this.#queuedBytes -= payload.length;
       this.#busy = false;
-      if (error !== null || compressed === undefined) {
-        this.#abandon(callback, error ?? new Error('Compression failed'));
-        return;
-      }
-      // RSV1 marks the first frame of a compressed message only (RFC 7692 §6).
-      this.#write(opcode, compressed, options.fin, first, options.mask, callback);
-      this.#drain();
+      const result = error ?? later;
+      this.#sendCompressed(result, opcode, first, options, callback);
+      // An abandoned message has already dealt with the sends behind it.
+      if (Buffer.isBuffer(result)) this.#drain();
     });
+    if (compressed !== undefined) {
+      return this.#sendCompressed(compressed, opcode, first, options, callback);
+    }
+    // Compressing on the thread pool: every send after this one waits for it.
+    this.#busy = true;
+    this.#queuedBytes += payload.length;
     return false;
+  }
+
+  /** Writes a compressed payload, or abandons the message when there is none (false then). */
+  #sendCompressed(
+    compressed: Buffer | Error | undefined,
+    opcode: number,
+    first: boolean,
+    options: DataFrameOptions,
+    callback: WriteCallback | undefined,
+  ): boolean {
+    if (!Buffer.isBuffer(compressed)) {
+      this.#abandon(callback, compressed ?? new Error('Compression failed'));
+      return false;
+    }
+    // RSV1 marks the first frame of a compressed message only (RFC 7692 §6).
+    return this.#write(opcode, compressed, options.fin, first, options.mask, callback);
   }
 
   /** Whether a message of `length` bytes starting now is to be compressed. */
