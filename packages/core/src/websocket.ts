@@ -812,6 +812,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
         maxRedirects: options.maxRedirects ?? 10,
         origin: options.origin,
         perMessageDeflate: deflateOptions,
+        socketRead: clientSocketRead,
       },
       {
         isConnecting: () => this.#readyState === ReadyState.CONNECTING,
@@ -1338,6 +1339,29 @@ function ownerOf(socket: Duplex): ConnectionEvents {
 
 function socketOnData(this: Duplex, chunk: Buffer): void {
   ownerOf(this).socketData(chunk);
+}
+
+/**
+ * The `onread` callback of the sockets the client opens (see `connectReadingDirectly`): what Node
+ * read into the shared buffer is copied out and, once the connection is open and its socket
+ * flowing with nothing buffered, handed straight to the connection. Anything else (the HTTP
+ * response before the upgrade, a paused socket, other 'data' listeners) takes the socket's
+ * usual way, `push`, so the stream behaves as if Node had read the bytes itself.
+ */
+function clientSocketRead(this: Duplex, length: number, buffer: Buffer): boolean {
+  const chunk = Buffer.allocUnsafe(length);
+  buffer.copy(chunk, 0, 0, length);
+  const owner = (this as OwnedSocket)[OWNER];
+  if (
+    owner !== undefined &&
+    this.readableFlowing === true &&
+    this.readableLength === 0 &&
+    this.listenerCount('data') === 1
+  ) {
+    owner.socketData(chunk);
+    return true;
+  }
+  return this.push(chunk);
 }
 
 function socketOnEnd(this: Duplex): void {

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http, { type IncomingMessage } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from '../src/index.js';
-import { closeAll, startServer, track, waitFor } from './net-helpers.js';
+import { closeAll, connectPair, startServer, track, waitFor } from './net-helpers.js';
 
 afterEach(closeAll);
 
@@ -218,6 +218,82 @@ describe('WebSocket client: frames that arrive with the 101 response', () => {
     client.on('open', () => order.push(`open ${client.readyState}`));
     client.on('message', (data) => order.push(`message ${data} ${client.readyState}`));
     await expect.poll(() => order).toEqual(['open 1', 'message early 1']);
+  });
+});
+
+describe('WebSocket client: reading its socket (plain TCP reads go through onread)', () => {
+  it('a paused client lets TCP push back, then gets every message in order on resume', async () => {
+    const { client, server } = await connectPair();
+    const got: number[] = [];
+    client.on('message', (data) => got.push(Number(String(data).slice(0, 8))));
+    client.pause();
+    const filler = 'x'.repeat(4096);
+    const count = 8000;
+    for (let i = 0; i < count; i++) server.send(`${String(i).padStart(8, '0')}${filler}`);
+    // 32 MiB cannot all sit in the socket buffers: the server's queue stays non-empty.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(got).toEqual([]);
+    expect(server.bufferedAmount).toBeGreaterThan(0);
+    client.resume();
+    await expect.poll(() => got.length, { timeout: 10_000 }).toBe(count);
+    expect(got).toEqual(Array.from({ length: count }, (_, i) => i));
+  });
+
+  it("another 'data' listener on the socket still sees every byte", async () => {
+    const { wss, url } = await startServer();
+    // After the handshake: bytes that come with the 101 reach no 'data' listener, in Node either.
+    wss.on('connection', (ws) =>
+      ws.once('message', () => {
+        for (let i = 0; i < 50; i++) ws.send(`message ${i}`);
+      }),
+    );
+    const client = track(new WebSocket(url));
+    let seen = 0;
+    client.on('upgrade', (response) =>
+      response.socket.on('data', (chunk) => (seen += chunk.length)),
+    );
+    const got: string[] = [];
+    client.on('message', (data) => got.push(String(data)));
+    await waitFor(client, 'open');
+    client.send('go');
+    await expect.poll(() => got.length).toBe(50);
+    expect(got[49]).toBe('message 49');
+    // Each frame is a 2-byte header and its payload.
+    expect(seen).toBe(got.reduce((sum, text) => sum + 2 + text.length, 0));
+  });
+
+  it("uses the caller's createConnection as given", async () => {
+    const { wss, url } = await startServer();
+    wss.on('connection', (ws) => ws.on('message', (data) => ws.send(data)));
+    let created = 0;
+    const client = track(
+      new WebSocket(url, {
+        createConnection: (options: net.NetConnectOpts) => {
+          created++;
+          return net.createConnection(options);
+        },
+      } as ConstructorParameters<typeof WebSocket>[1]),
+    );
+    await waitFor(client, 'open');
+    client.send('through my socket');
+    const [data] = await waitFor<[Buffer]>(client, 'message');
+    expect(String(data)).toBe('through my socket');
+    expect(created).toBe(1);
+  });
+
+  it("reads the body of a non-101 answer for 'unexpected-response'", async () => {
+    const url = await fakeServer((_request, socket) => {
+      socket.end(
+        'HTTP/1.1 418 I am a teapot\r\nContent-Length: 11\r\nConnection: close\r\n\r\nshort stout',
+      );
+    });
+    const client = new WebSocket(url);
+    const [, response] = await waitFor<[unknown, IncomingMessage]>(client, 'unexpected-response');
+    let body = '';
+    for await (const chunk of response) body += String(chunk);
+    expect(response.statusCode).toBe(418);
+    expect(body).toBe('short stout');
+    await waitFor(client, 'close');
   });
 });
 

@@ -5,6 +5,7 @@ import http, {
   type OutgoingHttpHeaders,
 } from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { parseExtensions } from '../extensions/header.js';
 import {
@@ -25,6 +26,38 @@ export interface ClientHandshakeOptions extends Omit<https.RequestOptions, 'time
   readonly origin: string | undefined;
   /** Offer permessage-deflate with these options; undefined offers nothing. */
   readonly perMessageDeflate: PerMessageDeflateOptions | undefined;
+  /**
+   * Reads a plain TCP connection through Node's `onread` (see `connectReadingInto`), called with
+   * the socket as `this`. Not used on TLS, nor when the caller brings an agent or a socket.
+   */
+  readonly socketRead: SocketRead;
+}
+
+/** An `onread` callback: `length` bytes are in `buffer`, until it returns. */
+export type SocketRead = (this: Duplex, length: number, buffer: Buffer) => boolean;
+
+/**
+ * One read buffer serves every client socket: Node reads into it and runs the socket's
+ * `onread` callback at once, which copies the bytes out before any other socket reads.
+ */
+const READ_BUFFER_SIZE = 64 * 1024;
+let readBuffer: Buffer | null = null;
+
+/**
+ * A `createConnection` for plain TCP whose socket hands each read to `read` instead of
+ * Node's stream machinery: no Buffer per read, no push and 'data' event on the hot path.
+ */
+function connectReadingInto(read: SocketRead): (options: http.ClientRequestArgs) => net.Socket {
+  return (options) => {
+    readBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+    return net.connect({
+      ...(options as net.NetConnectOpts),
+      onread: {
+        buffer: readBuffer,
+        callback: read as (length: number, buffer: Uint8Array) => boolean,
+      },
+    });
+  };
 }
 
 /** How the handshake reports back to the WebSocket that started it. */
@@ -112,6 +145,7 @@ export class ClientHandshake {
       origin: _o,
       protocolVersion: _v,
       perMessageDeflate: _d,
+      socketRead,
       ...passThrough
     } = options;
     const requestOptions: https.RequestOptions = {
@@ -120,6 +154,9 @@ export class ClientHandshake {
       headers: requestHeaders,
       path: target.path,
     };
+    if (!target.secure && passThrough.agent == null && passThrough.createConnection === undefined) {
+      requestOptions.createConnection = connectReadingInto(socketRead);
+    }
     if (target.socketPath !== undefined) {
       requestOptions.socketPath = target.socketPath;
     } else {
