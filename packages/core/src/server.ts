@@ -25,7 +25,7 @@ import { DEFAULT_MAX_PAYLOAD } from './protocol/constants.js';
 import type { MaybePromise, PubSubAdapter, PubSubNode } from './pubsub/adapter.js';
 import { type FanOutOptions, fanOut, type SlowConsumerPolicy } from './pubsub/fan-out.js';
 import { MemoryAdapter } from './pubsub/memory-adapter.js';
-import { type PublishOptions, type TopicHub, TopicRegistry } from './pubsub/topics.js';
+import { type PublishOptions, type ServerHub, TopicRegistry } from './pubsub/topics.js';
 import {
   type ConnectionOptions,
   type ConnectionSettings,
@@ -200,7 +200,7 @@ export class WebSocketServer<W extends WebSocket = WebSocket> extends EventEmitt
     (topic) => this.#adapterCall(() => this.#pubsub.unsubscribe(this.#node, topic)),
   );
   /** This server as its connections see it: topics, and forgetting a closed client. */
-  readonly #hub: TopicHub = {
+  readonly #hub: ServerHub = {
     subscribe: (socket, topic) => this.#topics.add(socket, topic),
     unsubscribe: (socket, topic) => this.#topics.remove(socket, topic),
     publish: (topic, data, options) => this.publish(topic, data, options),

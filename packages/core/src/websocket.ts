@@ -43,7 +43,7 @@ import {
   type SenderOwner,
   type WriteCallback,
 } from './protocol/sender.js';
-import type { PublishOptions, TopicHub } from './pubsub/topics.js';
+import type { PublishOptions, ServerHub } from './pubsub/topics.js';
 import type { WebSocketServer } from './server.js';
 import type { createWebSocketStream } from './stream.js';
 
@@ -173,8 +173,8 @@ export interface SocketOptions {
   protocol?: string;
   /** The negotiated permessage-deflate codec, if any. */
   perMessageDeflate?: PerMessageDeflate;
-  /** The server's topic hub: makes `subscribe` and `publish` work on this connection. */
-  hub?: TopicHub;
+  /** The server's hub: makes `subscribe` and `publish` work, and hears of the close. */
+  hub?: ServerHub;
   maxPayload?: number;
   maxFragments?: number;
   skipUTF8Validation?: boolean;
@@ -331,8 +331,8 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
   /** Frames received and sent so far (see `framesReceived`, `activity`). */
   #received = 0;
   #activity = 0;
-  /** The server's topic hub (server-side connections only) and this connection's topics. */
-  #hub: TopicHub | undefined;
+  /** The server's hub (server-side connections only) and this connection's topics. */
+  #hub: ServerHub | undefined;
   #topics: Set<string> | undefined;
   /** Messages that arrived while nobody listened for them (delivered to the first listener). */
   #heldMessages: Array<[data: RawData, isBinary: boolean, length: number]> | null = null;
@@ -574,7 +574,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     });
   }
 
-  #requireHub(): TopicHub {
+  #requireHub(): ServerHub {
     if (this.#hub === undefined) {
       throw new Error('Topics belong to server-side connections (from a WebSocketServer)');
     }

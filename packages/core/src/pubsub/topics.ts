@@ -11,8 +11,8 @@ export interface PublishOptions {
   compress?: boolean;
 }
 
-/** What a server-side connection needs from its server: topics, and word of its end. */
-export interface TopicHub {
+/** The server as its connections see it: topics, and the word that a connection ended. */
+export interface ServerHub {
   subscribe(socket: WebSocket, topic: string): void;
   unsubscribe(socket: WebSocket, topic: string): void;
   publish(topic: string, data: SendableData, options: PublishOptions): Promise<void>;
