@@ -264,6 +264,15 @@ class ExpressIntegration implements WeftExpress, UpgradeOwner, ConnectionOwner {
 
   // ---- UpgradeOwner / ConnectionOwner --------------------------------------------------
 
+  track(upgrade: PendingUpgrade): void {
+    // close() ran during the dispatch (a middleware called it): it could not see this one.
+    if (this.#closing !== null) {
+      upgrade.refuse(503, 'The WebSocket server is shutting down');
+      return;
+    }
+    this.#pending.add(upgrade);
+  }
+
   settled(upgrade: PendingUpgrade): void {
     this.#pending.delete(upgrade);
   }
@@ -333,7 +342,6 @@ class ExpressIntegration implements WeftExpress, UpgradeOwner, ConnectionOwner {
       return;
     }
     const upgrade = new PendingUpgrade(this, req, socket, head, this.#upgradeTimeout);
-    this.#pending.add(upgrade);
     if (this.#closing !== null) {
       upgrade.refuse(503, 'The WebSocket server is shutting down');
       return;

@@ -96,11 +96,11 @@ export function patchLayerClass(prototype: object): void {
   const wrapped = {
     [requestName](this: Layer, req: IncomingMessage, res: unknown, next: Next): unknown {
       if (skips(this, req)) return next();
-      return Reflect.apply(handleRequest, this, [req, res, next]);
+      return handleRequest.call(this, req, res, next);
     },
     [errorName](this: Layer, error: unknown, req: IncomingMessage, res: unknown, next: Next) {
       if (skips(this, req)) return next(error);
-      return Reflect.apply(handleError, this, [error, req, res, next]);
+      return handleError.call(this, error, req, res, next);
     },
   };
   for (const name of names) {

@@ -22,6 +22,11 @@ const kUpgrade: unique symbol = Symbol.for('weft.express.upgrade') as never;
 /** What a pending upgrade needs from the integration that received it. */
 export interface UpgradeOwner {
   readonly wss: WebSocketServer;
+  /**
+   * The upgrade is still pending once the synchronous dispatch returned: a shutdown must end
+   * it (an upgrade settled during the dispatch is never tracked).
+   */
+  track(upgrade: PendingUpgrade): void;
   /** The upgrade left the pending state (answered, upgraded, timed out or abandoned). */
   settled(upgrade: PendingUpgrade): void;
   report(error: unknown, context: WeftErrorContext): void;
@@ -79,6 +84,11 @@ export class PendingUpgrade {
   readonly head: Buffer;
   readonly owner: UpgradeOwner;
   readonly #timeout: number;
+  /**
+   * The Origin the handshake claims, read before Express gives the request its own
+   * prototype (after that every read on it is a slow one).
+   */
+  readonly #origin: string | undefined;
   #originAllowed = false;
   /** A WebSocket route took the request: what its middleware answers is deliberate. */
   #reachedRoute = false;
@@ -102,6 +112,7 @@ export class PendingUpgrade {
     this.socket = socket;
     this.head = head;
     this.#timeout = timeout;
+    this.#origin = requestOrigin(request);
   }
 
   /** Still deciding: no answer sent, not handed to the WebSocket server. */
@@ -155,6 +166,8 @@ export class PendingUpgrade {
     // The socket stays ours while an answer is written: an error then must not go unheard.
     this.#guard();
     if (!this.pending) return;
+    this.owner.track(this);
+    if (!this.pending) return;
     this.#onSocketClose = () => {
       this.#leave('gone');
     };
@@ -195,7 +208,9 @@ export class PendingUpgrade {
    */
   checkOrigin(req: IncomingMessage, done: (error?: unknown) => void): void {
     this.#reachedRoute = true;
-    if (this.#originAllowed) {
+    // A handshake without an Origin (not from a browser) is always allowed, as in the core's
+    // checkOrigin: the policy is not asked.
+    if (this.#originAllowed || this.#origin === undefined) {
       done();
       return;
     }
@@ -208,24 +223,24 @@ export class PendingUpgrade {
     }
     if (isThenable(verdict)) {
       verdict.then(
-        (allowed) => this.#decide(allowed, req, done),
+        (allowed) => this.#decide(allowed, done),
         (error: unknown) => {
           if (this.pending) done(error ?? new Error('The origin policy rejected'));
         },
       );
     } else {
-      this.#decide(verdict, req, done);
+      this.#decide(verdict, done);
     }
   }
 
-  #decide(allowed: unknown, req: IncomingMessage, done: (error?: unknown) => void): void {
+  #decide(allowed: unknown, done: (error?: unknown) => void): void {
     if (!this.pending) return;
     // Only a literal true allows: a policy returning something else by mistake refuses.
     if (allowed === true) {
       this.#originAllowed = true;
       done();
     } else {
-      done(new OriginNotAllowedError(requestOrigin(req) ?? ''));
+      done(new OriginNotAllowedError(this.#origin ?? ''));
     }
   }
 

@@ -31,16 +31,20 @@ export function originHook(
       return;
     }
     const origin = requestOrigin(request.raw);
+    // A handshake without an Origin (not from a browser) is always allowed, as in the core's
+    // checkOrigin: the common non-browser handshake makes no closure here.
+    if (origin === undefined) {
+      done();
+      return;
+    }
     // Written with `done` so the usual synchronous decision costs no promise per handshake.
     const decide = (allowed: boolean): void => {
-      done(allowed || origin === undefined ? undefined : new OriginNotAllowedError(origin));
+      done(allowed ? undefined : new OriginNotAllowedError(origin));
     };
     let allowed: boolean | PromiseLike<boolean>;
     try {
       allowed =
-        typeof policy === 'function'
-          ? origin === undefined || policy(origin, request)
-          : checkOrigin(request.raw, policy);
+        typeof policy === 'function' ? policy(origin, request) : checkOrigin(request.raw, policy);
     } catch (error) {
       done(error as Error);
       return;

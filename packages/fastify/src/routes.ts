@@ -21,10 +21,16 @@ class RouteClients implements WebSocketRoute {
   readonly url: string;
   readonly #clients = new Set<WebSocket>();
   readonly #server: WebSocketServer;
+  /** Every client's 'close' listener: one function per route, not a closure per client. */
+  readonly #forget: (this: WebSocket) => void;
 
   constructor(url: string, server: WebSocketServer) {
     this.url = url;
     this.#server = server;
+    const clients = this.#clients;
+    this.#forget = function forget(this: WebSocket) {
+      clients.delete(this);
+    };
   }
 
   get clients(): ReadonlySet<WebSocket> {
@@ -33,7 +39,8 @@ class RouteClients implements WebSocketRoute {
 
   add(socket: WebSocket): void {
     this.#clients.add(socket);
-    socket.once('close', () => this.#clients.delete(socket));
+    // 'on' rather than 'once': a connection closes once, and once() wraps every listener.
+    socket.on('close', this.#forget);
   }
 
   broadcast(data: SendableData, options: BroadcastOptions = {}): number {

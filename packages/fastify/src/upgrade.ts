@@ -14,18 +14,35 @@ type UpgradeState =
   /** The client left, or the app shut down, before either. */
   | 'gone';
 
-interface Upgrade {
+/**
+ * One upgrade request. The listeners and the timer that watch it are only made when it is
+ * still in Fastify's hands once the synchronous routing returned (see `handle`): none of their
+ * events can fire while it runs, and most upgrades are taken before it returns.
+ */
+class Upgrade {
   /** Whether the client asks for a WebSocket; other protocols (`h2c`) get a plain HTTP answer. */
   readonly websocket: boolean;
   readonly socket: Duplex;
   /** The bytes after the request: Node's `head`, plus what arrives while the hooks run. */
   head: Buffer;
   readonly response: ServerResponse;
+  state: UpgradeState = 'routing';
+  /** The socket and response listeners of `watch`, once attached. */
+  watchers: Watchers | null = null;
+  timer: NodeJS.Timeout | null = null;
+
+  constructor(websocket: boolean, socket: Duplex, head: Buffer, response: ServerResponse) {
+    this.websocket = websocket;
+    this.socket = socket;
+    this.head = head;
+    this.response = response;
+  }
+}
+
+interface Watchers {
   readonly onData: (chunk: Buffer) => void;
   readonly onEnd: () => void;
   readonly onClose: () => void;
-  state: UpgradeState;
-  timer: NodeJS.Timeout | null;
 }
 
 /** The socket of an upgrade, handed to the route that will run the WebSocket handshake. */
@@ -72,17 +89,37 @@ export class UpgradeDispatcher {
 
   /** The HTTP server's 'upgrade' listener. */
   readonly handle = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    // Node hands over the socket with no error listener: one reset must not crash the process.
-    socket.on('error', destroyOnError);
     const response = new ServerResponse(request);
     // The socket left the HTTP parser for this request, so it can carry no second one.
     response.shouldKeepAlive = false;
     response.assignSocket(socket as Socket);
-    const upgrade: Upgrade = {
-      websocket: asksForWebSocket(request),
-      socket,
-      head,
-      response,
+    const upgrade = new Upgrade(asksForWebSocket(request), socket, head, response);
+    this.#upgrades.set(request, upgrade);
+    try {
+      this.#route(request, response);
+    } catch (error) {
+      this.#log.error({ err: error }, 'Routing a WebSocket upgrade request failed');
+      this.#settle(upgrade, 'gone');
+      // Node hands over the socket with no error listener: one reset must not crash the process.
+      socket.on('error', destroyOnError);
+      socket.destroy();
+      return;
+    }
+    // With synchronous hooks the route has taken the socket by now: the common upgrade needs
+    // no listener and no timer.
+    if (upgrade.state === 'routing') this.#watch(upgrade);
+  };
+
+  /**
+   * Watches an upgrade that is still in its hooks once the synchronous routing returned: the
+   * client leaving, early bytes, the HTTP answer being written, the timeout, shutdown. The
+   * timer counts from the loop time the upgrade arrived in, as if armed before the routing:
+   * Node starts timers at the loop's cached time, and no turn has passed.
+   */
+  #watch(upgrade: Upgrade): void {
+    const { socket, response } = upgrade;
+    socket.on('error', destroyOnError);
+    const watchers: Watchers = {
       // Reading while the hooks run is how a client that leaves is noticed (its FIN arrives
       // as 'end' only once the data before it is read), and what makes the socket close
       // cleanly after an HTTP answer (unread data would turn the close into a reset).
@@ -101,14 +138,13 @@ export class UpgradeDispatcher {
       onClose: () => {
         this.#settle(upgrade, 'gone');
       },
-      state: 'routing',
-      timer: null,
     };
-    this.#upgrades.set(request, upgrade);
+    upgrade.watchers = watchers;
     this.#routing.add(upgrade);
-    socket.on('data', upgrade.onData);
-    socket.once('end', upgrade.onEnd);
-    socket.once('close', upgrade.onClose);
+    socket.on('data', watchers.onData);
+    socket.once('end', watchers.onEnd);
+    socket.once('close', watchers.onClose);
+    // 'finish' comes from a write callback, never during the routing, so none was missed.
     response.once('finish', () => {
       this.#settle(upgrade, 'answered');
       endSocket(socket);
@@ -116,14 +152,7 @@ export class UpgradeDispatcher {
     if (this.#timeout > 0) {
       upgrade.timer = setTimeout(() => this.#timedOut(upgrade), this.#timeout);
     }
-    try {
-      this.#route(request, response);
-    } catch (error) {
-      this.#log.error({ err: error }, 'Routing a WebSocket upgrade request failed');
-      this.#settle(upgrade, 'gone');
-      socket.destroy();
-    }
-  };
+  }
 
   /**
    * Whether `request` came in as a WebSocket upgrade. An upgrade to another protocol (a
@@ -141,16 +170,20 @@ export class UpgradeDispatcher {
   take(request: IncomingMessage): TakenUpgrade | null {
     const upgrade = this.#upgrades.get(request);
     if (upgrade === undefined || !upgrade.websocket || !this.#settle(upgrade, 'taken')) return null;
-    const { socket, response } = upgrade;
+    const { socket, response, watchers } = upgrade;
     response.detachSocket(socket as Socket);
-    socket.removeListener('data', upgrade.onData);
-    socket.removeListener('end', upgrade.onEnd);
-    socket.removeListener('close', upgrade.onClose);
-    // Back to "not flowing yet", as Node leaves a socket before 'upgrade': what comes next
-    // waits in the socket until the WebSocket starts reading, instead of being emitted to nobody.
-    (socket as { readableFlowing: boolean | null }).readableFlowing = null;
-    // The handshake installs its own error handling at once; ours would outlive it.
-    socket.removeListener('error', destroyOnError);
+    if (watchers !== null) {
+      upgrade.watchers = null;
+      socket.removeListener('data', watchers.onData);
+      socket.removeListener('end', watchers.onEnd);
+      socket.removeListener('close', watchers.onClose);
+      // Back to "not flowing yet", as Node leaves a socket before 'upgrade': what comes next
+      // waits in the socket until the WebSocket starts reading, instead of being emitted to
+      // nobody.
+      (socket as { readableFlowing: boolean | null }).readableFlowing = null;
+      // The handshake installs its own error handling at once; ours would outlive it.
+      socket.removeListener('error', destroyOnError);
+    }
     return upgrade;
   }
 
@@ -191,6 +224,8 @@ export class UpgradeDispatcher {
 function asksForWebSocket(request: IncomingMessage): boolean {
   const offered = request.headers.upgrade;
   if (offered === undefined) return false;
+  // What every WebSocket client sends: no list to split.
+  if (offered === 'websocket') return true;
   return offered.split(',').some((protocol) => protocol.trim().toLowerCase() === 'websocket');
 }
 

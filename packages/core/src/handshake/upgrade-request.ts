@@ -50,18 +50,21 @@ export function checkUpgradeRequest(
   if (request.method !== 'GET') {
     return reject(405, 'Invalid HTTP method: a WebSocket handshake uses GET', { Allow: 'GET' });
   }
-  const upgrade = request.headers.upgrade;
+  // Read once: behind a framework that re-prototypes the request (Express), each read of
+  // `request.headers` is a slow lookup.
+  const headers = request.headers;
+  const upgrade = headers.upgrade;
   if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') {
     return reject(400, 'Missing or invalid Upgrade header: expected "websocket"');
   }
-  if (!listsToken(request.headers.connection, 'upgrade')) {
+  if (!listsToken(headers.connection, 'upgrade')) {
     return reject(400, 'Missing or invalid Connection header: expected "Upgrade"');
   }
-  const key = request.headers['sec-websocket-key'];
+  const key = headers['sec-websocket-key'];
   if (key === undefined || !KEY.test(trimOws(key))) {
     return reject(400, 'Missing or invalid Sec-WebSocket-Key header');
   }
-  const versionHeader = request.headers['sec-websocket-version'];
+  const versionHeader = headers['sec-websocket-version'];
   if (versionHeader === undefined) {
     return reject(400, 'Missing Sec-WebSocket-Version header', {
       'Sec-WebSocket-Version': '13, 8',
@@ -71,7 +74,7 @@ export function checkUpgradeRequest(
   if (version !== '13' && version !== '8') {
     return reject(426, 'Unsupported WebSocket version', { 'Sec-WebSocket-Version': '13, 8' });
   }
-  const protocolHeader = request.headers['sec-websocket-protocol'];
+  const protocolHeader = headers['sec-websocket-protocol'];
   let protocols = NO_PROTOCOLS;
   if (protocolHeader !== undefined) {
     const parsed = parseSubprotocols(protocolHeader);
