@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ExtensionOffer, parseExtensions } from '../src/extensions/header.js';
@@ -400,6 +401,25 @@ describe('permessage-deflate on the wire', () => {
     expect(firstFailed).toBeGreaterThanOrEqual(0);
     expect(errors.slice(firstFailed).every((error) => error instanceof Error)).toBe(true);
     expect(PerMessageDeflate.openStreams).toBe(before);
+    expect(reported).toEqual([]);
+  });
+
+  it('fails the sends still compressing when the peer ends the connection, without an error event', async () => {
+    const { raw, ws } = await rawDeflateClient();
+    const reported: Error[] = [];
+    ws.on('error', (error) => reported.push(error));
+    const closed = waitFor(ws, 'close', 10_000);
+    // A peer that reads nothing: an uncompressed 8 MiB message fills the socket buffers, so
+    // the server's end of the socket cannot finish while the compressed ones are still made.
+    raw.socket.pause();
+    ws.send(randomBytes(8 * 1024 * 1024), { compress: false });
+    const errors: Array<Error | null | undefined> = [];
+    for (let i = 0; i < 8; i++) ws.send(randomBytes(256 * 1024), (error) => errors.push(error));
+    raw.socket.end();
+    await expect.poll(() => errors.length, { timeout: 10_000 }).toBe(8);
+    expect(errors.every((error) => error instanceof Error)).toBe(true);
+    raw.socket.resume();
+    await closed;
     expect(reported).toEqual([]);
   });
 

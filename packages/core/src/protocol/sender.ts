@@ -409,6 +409,13 @@ export class Sender {
 
   #writeFrame(frame: PrebuiltFrame, callback: WriteCallback | undefined): boolean {
     const socket = this.#socket;
+    // The connection ended the socket (the peer left, or the closing handshake is done) while
+    // this frame waited its turn behind a compression or a Blob: it cannot go out. Its
+    // callback says so; a write now would only raise 'write after end' on the socket.
+    if (socket.writableEnded) {
+      if (callback !== undefined) process.nextTick(callback, socketEndedError());
+      return false;
+    }
     if (Buffer.isBuffer(frame)) return socket.write(frame, callback);
     socket.cork();
     socket.write(frame[0]);
@@ -416,6 +423,10 @@ export class Sender {
     socket.uncork();
     return flowing;
   }
+}
+
+function socketEndedError(): Error {
+  return new Error('The connection ended before this frame could be sent');
 }
 
 function sizeOf(send: PendingSend): number {
