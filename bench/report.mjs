@@ -231,6 +231,13 @@ function ran(peer) {
 }
 
 /** Which measured packages had uncommitted source changes (older runs only knew about core). */
+/** The scenarios that ran a different number of repetitions (capped or scaled), if any. */
+function repeatExceptions(results) {
+  const others = results.scenarios.filter((scenario) => scenario.repeat !== results.repeat);
+  if (others.length === 0) return '';
+  return ` (${others.map((scenario) => `${scenario.name}: ${scenario.repeat}`).join(', ')})`;
+}
+
 function uncommitted(git) {
   const changed = git.changed ?? (git.coreChanged ? ['packages/core/src'] : []);
   return changed.length > 0 ? ` (with uncommitted changes in ${changed.join(', ')})` : '';
@@ -249,7 +256,7 @@ function markdown(svgPath, outPath) {
     ...(results.git ? [`- **Commit:** ${results.git.commit}${uncommitted(results.git)}`] : []),
     `- **Machine:** ${machineLine(results).replace(/^machine: /, '')}`,
     `- **Load average** (1 min) at start and end of the run: ${results.loadavg?.start ?? '?'} / ${results.loadavg?.end ?? '?'}`,
-    `- **Repetitions:** ${results.repeat} per case, run time ${results.durationS} s`,
+    `- **Repetitions:** ${results.repeat} per case${repeatExceptions(results)}, run time ${results.durationS} s`,
     '',
     `![subject/peer ratios of the headline metrics](${svgLink})`,
     '',

@@ -334,8 +334,11 @@ async function main() {
       results.notes.push(`${name}: skipped (${why})`);
       continue;
     }
-    const repeat = Math.min(options.repeat, scenario.maxRepeat ?? options.repeat);
+    const scaled = options.repeat * (options.smoke ? 1 : (scenario.repeatScale ?? 1));
+    const repeat = Math.min(scaled, scenario.maxRepeat ?? scaled);
     if (repeat < options.repeat) notes.push(`${name}: ${repeat} repetitions (the scenario's cap)`);
+    if (repeat > options.repeat)
+      notes.push(`${name}: ${repeat} repetitions (short and noisy: scaled)`);
     const entry = {
       name,
       summary: scenario.summary,

@@ -17,6 +17,9 @@ export default {
   kinds: ['websocket', 'raw'],
   // Issue 8's targets, as ratios weft/peer.
   targets: [{ key: 'cpu', peer: 'ws', max: 0.75 }],
+  // One repetition is 2 s of connect + close cycles: on a shared machine single repetitions of
+  // one peer scatter by a third, so the median needs more of them.
+  repeatScale: 2,
   params: ({ smoke }) => ({
     concurrency: smoke ? 4 : 16,
     // Long enough for the optimising compiler to reach the handshake path: measured after

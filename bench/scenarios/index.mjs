@@ -18,6 +18,8 @@
  *   metrics(raw, params)   [{ key, label, value, better: 'lower'|'higher', headline }]
  *   notes(params)  optional lines printed under the table
  *   maxRepeat      optional cap on the repetitions of this scenario
+ *   repeatScale    optional: this many times --repeat (not in smoke mode), for a short
+ *                  scenario whose repetitions scatter more than the others'
  *
  * To add a scenario: write the module and list it here.
  */
