@@ -1208,7 +1208,7 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     }
     if (this.#heldMessages !== null && this.listenerCount('message') > 0)
       this.#releaseHeldMessages();
-    this.#hub?.closed?.(this);
+    this.#hub?.closed(this);
     this.emit('close', this.#closeCode, this.#closeReason);
   }
 

@@ -1,6 +1,6 @@
 import zlib from 'node:zlib';
 import { CloseCode } from '../protocol/close-codes.js';
-import { WebSocketProtocolError } from '../protocol/errors.js';
+import { messageTooBig, WebSocketProtocolError } from '../protocol/errors.js';
 import { type ExtensionOffer, formatExtension } from './header.js';
 import { runInline } from './zlib-inline.js';
 import { JobLimiter } from './zlib-limiter.js';
@@ -256,14 +256,6 @@ function invalidCompressedData(error: Error): WebSocketProtocolError {
     `Invalid compressed data: ${error.message}`,
     'WS_ERR_INVALID_COMPRESSED_DATA',
     CloseCode.InvalidPayload,
-  );
-}
-
-function messageTooBig(): WebSocketProtocolError {
-  return new WebSocketProtocolError(
-    'Max payload size exceeded',
-    'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
-    CloseCode.MessageTooBig,
   );
 }
 

@@ -37,3 +37,12 @@ export class WebSocketProtocolError extends RangeError {
 export function protocolError(message: string, code: WebSocketErrorCode): WebSocketProtocolError {
   return new WebSocketProtocolError(message, code, CloseCode.ProtocolError);
 }
+
+/** A message over `maxPayload` (counted after inflating): the connection fails with 1009. */
+export function messageTooBig(): WebSocketProtocolError {
+  return new WebSocketProtocolError(
+    'Max payload size exceeded',
+    'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
+    CloseCode.MessageTooBig,
+  );
+}

@@ -1,7 +1,7 @@
 import { ChunkQueue } from './chunk-queue.js';
 import { CloseCode, isValidWireCloseCode } from './close-codes.js';
 import { EMPTY_BUFFER, MAX_CONTROL_PAYLOAD, Opcode } from './constants.js';
-import { protocolError, WebSocketProtocolError } from './errors.js';
+import { messageTooBig, protocolError, WebSocketProtocolError } from './errors.js';
 import { unmaskInPlace } from './mask.js';
 import { MessageAssembler } from './message-assembler.js';
 import { isValidUtf8, Utf8StreamValidator } from './utf8.js';
@@ -377,11 +377,7 @@ export class Receiver {
     const sofar = starts ? 0 : compressed ? this.#compressedLength : (this.#message?.length ?? 0);
     const limit = compressed ? maxPayload + Math.floor(maxPayload / 64) + 1024 : maxPayload;
     if (sofar + length <= limit) return null;
-    return new WebSocketProtocolError(
-      'Max payload size exceeded',
-      'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
-      CloseCode.MessageTooBig,
-    );
+    return messageTooBig();
   }
 
   #readDataPayload(): boolean {

@@ -20,7 +20,7 @@ export interface ServerHub {
    * The connection closed; called just before its 'close' event (so before any listener's),
    * instead of a 'close' listener of the server's on every connection.
    */
-  closed?(socket: WebSocket): void;
+  closed(socket: WebSocket): void;
 }
 
 /**
