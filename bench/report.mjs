@@ -230,14 +230,22 @@ function ran(peer) {
   return '';
 }
 
-/** Which measured packages had uncommitted source changes (older runs only knew about core). */
-/** The scenarios that ran a different number of repetitions (capped or scaled), if any. */
+/** The scenarios that ran a different number of repetitions (capped), if any. */
 function repeatExceptions(results) {
   const others = results.scenarios.filter((scenario) => scenario.repeat !== results.repeat);
   if (others.length === 0) return '';
   return ` (${others.map((scenario) => `${scenario.name}: ${scenario.repeat}`).join(', ')})`;
 }
 
+/** Which scenarios were measured in alternating windows, and how many per repetition. */
+function windowsLine(results) {
+  const interleaved = results.scenarios.filter((scenario) => scenario.windows);
+  if (interleaved.length === 0) return '';
+  const { windows, params } = interleaved[0];
+  return `; ${interleaved.map((scenario) => scenario.name).join(', ')}: ${windows} alternating windows of ${params.windowMs} ms per peer and repetition`;
+}
+
+/** Which measured packages had uncommitted source changes (older runs only knew about core). */
 function uncommitted(git) {
   const changed = git.changed ?? (git.coreChanged ? ['packages/core/src'] : []);
   return changed.length > 0 ? ` (with uncommitted changes in ${changed.join(', ')})` : '';
@@ -256,7 +264,7 @@ function markdown(svgPath, outPath) {
     ...(results.git ? [`- **Commit:** ${results.git.commit}${uncommitted(results.git)}`] : []),
     `- **Machine:** ${machineLine(results).replace(/^machine: /, '')}`,
     `- **Load average** (1 min) at start and end of the run: ${results.loadavg?.start ?? '?'} / ${results.loadavg?.end ?? '?'}`,
-    `- **Repetitions:** ${results.repeat} per case${repeatExceptions(results)}, run time ${results.durationS} s`,
+    `- **Repetitions:** ${results.repeat} per case${repeatExceptions(results)}${windowsLine(results)}; run time ${results.durationS} s`,
     '',
     `![subject/peer ratios of the headline metrics](${svgLink})`,
     '',
@@ -267,9 +275,10 @@ function markdown(svgPath, outPath) {
       '',
     ]),
     '`*` marks the headline metrics. ↓ lower is better, ↑ higher is better. Values are medians over the',
-    'repetitions. A ratio is subject/peer, the subject being the first peer column of its table (weft,',
-    'or the plugin in the plugin scenarios): the median of the per-repetition ratios (each pair of',
-    'cases ran back to back in this run), so it need not equal the quotient of the two medians.',
+    'repetitions (over the windows, in the scenarios measured in alternating windows). A ratio is',
+    'subject/peer, the subject being the first peer column of its table (weft, or the plugin in the',
+    'plugin scenarios): the median of the paired ratios, each pair two cases run back to back or two',
+    'windows next to each other in time, so it need not equal the quotient of the two medians.',
     '`n/a`: the peer does not take part in that scenario; `—`: no value (a failed case).',
     '',
   );
@@ -323,8 +332,17 @@ function markdown(svgPath, outPath) {
     '  system, all threads, so zlib work on the libuv pool counts) around the measured window,',
     '  divided by the operations the server counted in that window, and sent to the orchestrator',
     '  over IPC. Each window follows a warm-up under the same load.',
+    '- The steady-load scenarios (echo, deflate-echo, client, handshake and the plugin echoes and',
+    '  handshakes) are measured in alternating windows: every peer of the scenario has its server',
+    '  and load generator up at once, each is warmed up once, then one peer at a time gets the',
+    '  load for a short re-warm and a window, peer after peer, in reversed order every round. The',
+    "  machine's speed drifts by up to a factor of two over seconds; windows a second apart see",
+    '  the same machine, where whole cases run one after the other did not. Bulk, broadcast and',
+    '  idle memory run one case per peer and repetition.',
     '- Memory per connection: `process.memoryUsage()` in the server after a full GC, with all the',
     '  connections open and idle, minus the same before the first connection, over the count.',
+    '  The RSS headline counts anonymous pages (`RssAnon` of `/proc/self/status`); resident pages',
+    '  of the node binary, paged in once per process, are in the line with file-backed pages.',
     '- On a shared, loaded machine the absolute throughput and latency figures mostly measure the',
     '  other tenants; CPU time per operation is the most stable figure, and the ratios (paired',
     '  within one run) are what to compare between runs.',

@@ -11,10 +11,12 @@
  * a load generator process are forked (pinned to two different CPUs with taskset when
  * possible) and talk over 127.0.0.1. The server measures its own CPU time (process.cpuUsage)
  * around each measured window and reports it over IPC; the headline of every scenario is that
- * CPU time per operation (or memory per connection). Every case has a time limit and both
- * processes are killed at its end. The tables printed at the end, one per subject (weft; each
- * plugin in its own scenarios), give the median over repetitions and the ratio subject/peer
- * (the median of the per-repetition ratios, each pair measured back to back in this run).
+ * CPU time per operation (or memory per connection). A scenario with `phases` keeps every
+ * peer's processes up through a repetition and measures them in alternating windows
+ * (runInterleaved); the others run one case per peer. Every case (and repetition) has a time
+ * limit and the processes are killed at its end. The tables printed at the end, one per subject
+ * (weft; each plugin in its own scenarios), give the medians and the ratio subject/peer (the
+ * median of the paired ratios: two cases back to back, or two windows next to each other).
  * See bench/README.md.
  */
 import { execFileSync } from 'node:child_process';
@@ -211,8 +213,11 @@ function baseEnv() {
   return env;
 }
 
-/** One scenario against one peer: fork both processes, drive, measure, kill. */
-async function runCase({ scenario, peer, params, rep, options, pins }) {
+/**
+ * Forks one peer's server and load generator for a scenario and connects them: returns the
+ * `ctx` the scenario drives them through, what they report of themselves, and `close()`.
+ */
+async function openCase({ scenario, peer, params, rep, options, pins }) {
   const role = scenario.role ?? 'server';
   const serverPeer = role === 'client' ? scenario.serverPeer : peer;
   const clientPeer = role === 'client' ? peer : SERVER_PEERS[peer].client;
@@ -253,6 +258,10 @@ async function runCase({ scenario, peer, params, rep, options, pins }) {
       taskset: pins.taskset,
     },
   );
+  const close = async () => {
+    const grace = profiled ? 15_000 : 2000;
+    await Promise.all([loadgen.stop(grace), server.stop(grace)]);
+  };
 
   const ctx = {
     params,
@@ -270,16 +279,20 @@ async function runCase({ scenario, peer, params, rep, options, pins }) {
       return { server: serverReport, client: clientReport };
     },
   };
-
-  const limitMs = options.smoke ? 20_000 : 90_000;
-  let timer;
-  const work = (async () => {
+  try {
     const ready = await server.event('ready');
     await loadgen.event('ready');
     const init = await loadgen.request('init', { port: ready.port, path: ready.path });
-    const raw = await scenario.drive(ctx);
-    return { raw, info: { server: ready.info, client: init.info } };
-  })();
+    return { peer, ctx, info: { server: ready.info, client: init.info }, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** `work` or, past `limitMs`, a rejection: every case and repetition is bounded in time. */
+async function withinTime(work, limitMs) {
+  let timer;
   work.catch(() => {});
   try {
     return await Promise.race([
@@ -290,8 +303,95 @@ async function runCase({ scenario, peer, params, rep, options, pins }) {
     ]);
   } finally {
     clearTimeout(timer);
-    const grace = profiled ? 15_000 : 2000;
-    await Promise.all([loadgen.stop(grace), server.stop(grace)]);
+  }
+}
+
+/** One scenario against one peer: fork both processes, drive, measure, kill. */
+async function runCase({ scenario, peer, params, rep, options, pins }) {
+  let opened = null;
+  try {
+    return await withinTime(
+      (async () => {
+        opened = await openCase({ scenario, peer, params, rep, options, pins });
+        return { raw: await scenario.drive(opened.ctx), info: opened.info };
+      })(),
+      options.smoke ? 20_000 : 90_000,
+    );
+  } finally {
+    await opened?.close();
+  }
+}
+
+/**
+ * One repetition of a scenario with `phases`, measured in alternating windows: every peer's
+ * server and load generator are up at once (the servers all on the server CPU, idle but for
+ * the one under load), each peer is warmed up once, then `params.rounds` rounds load one peer
+ * at a time for a short re-warm and a window of `params.windowMs`, the order reversed every
+ * round. On a shared machine whose speed drifts by a factor of two over seconds, windows of
+ * different peers a second apart see the same machine, where whole cases run one after the
+ * other did not. `onWindow(peer, round, result)` gets every window's `{ raw, info }`, or
+ * `{ error }` once for a peer that failed (it sits out the rest of the repetition).
+ */
+async function runInterleaved({ scenario, peers, params, rep, options, pins, onWindow: report }) {
+  const { phases } = scenario;
+  const opened = [];
+  const failed = new Set();
+  // Past the time limit the steps still running fail as their processes go: not news.
+  let over = false;
+  const onWindow = (...args) => over || report(...args);
+  const step = async (peer, work) => {
+    if (failed.has(peer)) return;
+    try {
+      await work();
+    } catch (error) {
+      failed.add(peer);
+      onWindow(peer, null, { error });
+    }
+  };
+  const perPeerMs =
+    params.warmupMs +
+    params.rounds * (params.rewarmMs + params.windowMs) +
+    (options.smoke ? 10_000 : 30_000);
+  try {
+    await withinTime(
+      (async () => {
+        const order = rotate(peers, rep);
+        const cases = new Map();
+        for (const peer of order) {
+          await step(peer, async () => {
+            const c = await openCase({ scenario, peer, params, rep, options, pins });
+            opened.push(c);
+            cases.set(peer, { ...c, setup: await phases.prepare?.(c.ctx) });
+          });
+        }
+        for (const peer of order) {
+          await step(peer, async () => {
+            const { ctx } = cases.get(peer);
+            await phases.start(ctx);
+            await sleep(params.warmupMs);
+            await phases.stop(ctx);
+          });
+        }
+        for (let round = 0; round < params.rounds; round++) {
+          for (const peer of round % 2 === 0 ? order : [...order].reverse()) {
+            await step(peer, async () => {
+              const { ctx, setup, info } = cases.get(peer);
+              await phases.start(ctx);
+              await sleep(params.rewarmMs);
+              const window = await ctx.window(params.windowMs);
+              const extra = await phases.stop(ctx);
+              onWindow(peer, round, { raw: { ...window, ...extra, setup }, info });
+            });
+          }
+        }
+      })(),
+      peers.length * perPeerMs,
+    );
+  } catch (error) {
+    for (const peer of peers) if (!failed.has(peer)) onWindow(peer, null, { error });
+    over = true;
+  } finally {
+    await Promise.all(opened.map((c) => c.close()));
   }
 }
 
@@ -334,11 +434,8 @@ async function main() {
       results.notes.push(`${name}: skipped (${why})`);
       continue;
     }
-    const scaled = options.repeat * (options.smoke ? 1 : (scenario.repeatScale ?? 1));
-    const repeat = Math.min(scaled, scenario.maxRepeat ?? scaled);
+    const repeat = Math.min(options.repeat, scenario.maxRepeat ?? options.repeat);
     if (repeat < options.repeat) notes.push(`${name}: ${repeat} repetitions (the scenario's cap)`);
-    if (repeat > options.repeat)
-      notes.push(`${name}: ${repeat} repetitions (short and noisy: scaled)`);
     const entry = {
       name,
       summary: scenario.summary,
@@ -348,6 +445,8 @@ async function main() {
       targets: scenario.targets ?? [],
       params,
       repeat,
+      // Interleaved scenarios: windows per peer and repetition, each paired with its neighbours.
+      windows: scenario.phases ? params.rounds : null,
       peers,
       notes,
       metrics: [],
@@ -358,35 +457,62 @@ async function main() {
     };
     results.scenarios.push(entry);
     const width = Math.max(...peers.map((p) => p.length));
-    for (let rep = 0; rep < repeat; rep++) {
-      for (const peer of rotate(peers, rep)) {
-        const started = Date.now();
-        const label = `[${name} ${rep + 1}/${repeat}] ${peer.padEnd(width)}`;
-        try {
-          const { raw, info } = await runCase({ scenario, peer, params, rep, options, pins });
-          const metrics = scenario.metrics(raw, params);
-          if (entry.metrics.length === 0) {
-            entry.metrics = metrics.map(({ key, label, better, headline }) => ({
-              key,
-              label,
-              better,
-              headline: headline === true,
-            }));
-          }
-          const values = Object.fromEntries(metrics.map((m) => [m.key, m.value]));
-          const bad = metrics.filter((m) => !Number.isFinite(m.value)).map((m) => m.key);
-          if (bad.length > 0) throw new Error(`no measurement for ${bad.join(', ')}`);
-          entry.runs[peer].push({ rep, values, info, raw });
-          const headline = metrics.find((m) => m.headline);
-          console.error(
-            `${label} ${headline.label} ${headline.value.toPrecision(4)}  (${((Date.now() - started) / 1000).toFixed(1)} s)`,
-          );
-        } catch (error) {
-          failures++;
-          entry.errors.push({ peer, rep, error: String(error?.message ?? error) });
-          entry.runs[peer].push({ rep, error: String(error?.message ?? error) });
-          console.error(`${label} FAILED: ${error?.message ?? error}`);
+    const rounds = scenario.phases ? params.rounds : 1;
+    /** Files one case's (or one window's) outcome under its repetition and round. */
+    const record = (peer, rep, round, result, started) => {
+      const where = scenario.phases
+        ? `${rep + 1}/${repeat} window ${round === null ? '-' : round + 1}/${rounds}`
+        : `${rep + 1}/${repeat}`;
+      const label = `[${name} ${where}] ${peer.padEnd(width)}`;
+      // Windows (or cases) with the same sample number ran next to each other: they pair up.
+      const sample = scenario.phases && round === null ? null : rep * rounds + (round ?? 0);
+      try {
+        if (result.error) throw result.error;
+        const metrics = scenario.metrics(result.raw, params);
+        if (entry.metrics.length === 0) {
+          entry.metrics = metrics.map(({ key, label, better, headline }) => ({
+            key,
+            label,
+            better,
+            headline: headline === true,
+          }));
         }
+        const values = Object.fromEntries(metrics.map((m) => [m.key, m.value]));
+        const bad = metrics.filter((m) => !Number.isFinite(m.value)).map((m) => m.key);
+        if (bad.length > 0) throw new Error(`no measurement for ${bad.join(', ')}`);
+        entry.runs[peer].push({ rep, round, sample, values, info: result.info, raw: result.raw });
+        const headline = metrics.find((m) => m.headline);
+        console.error(
+          `${label} ${headline.label} ${headline.value.toPrecision(4)}  (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+        );
+      } catch (error) {
+        failures++;
+        const message = String(error?.message ?? error);
+        entry.errors.push({ peer, rep, error: message });
+        entry.runs[peer].push({ rep, round, sample, error: message });
+        console.error(`${label} FAILED: ${message}`);
+      }
+    };
+    for (let rep = 0; rep < repeat; rep++) {
+      const started = Date.now();
+      if (scenario.phases) {
+        await runInterleaved({
+          scenario,
+          peers,
+          params,
+          rep,
+          options,
+          pins,
+          onWindow: (peer, round, result) => record(peer, rep, round, result, started),
+        });
+        continue;
+      }
+      for (const peer of rotate(peers, rep)) {
+        const caseStarted = Date.now();
+        const result = await runCase({ scenario, peer, params, rep, options, pins }).catch(
+          (error) => ({ error }),
+        );
+        record(peer, rep, null, result, caseStarted);
       }
     }
     summarise(entry);
@@ -414,14 +540,17 @@ function summarise(entry) {
   for (const { key } of entry.metrics) {
     entry.median[key] = {};
     entry.ratio[key] = {};
-    const valueAt = (peer, rep) => entry.runs[peer].find((r) => r.rep === rep)?.values?.[key];
+    const valueAt = (peer, sample) =>
+      entry.runs[peer].find((r) => r.sample === sample)?.values?.[key];
     for (const peer of entry.peers) {
       entry.median[key][peer] = median(entry.runs[peer].map((r) => r.values?.[key]));
     }
     if (!entry.peers.includes(subject)) continue;
     for (const peer of entry.peers) {
       if (peer === subject) continue;
-      const ratios = entry.runs[subject].map((r) => valueAt(subject, r.rep) / valueAt(peer, r.rep));
+      const ratios = entry.runs[subject].map(
+        (r) => valueAt(subject, r.sample) / valueAt(peer, r.sample),
+      );
       entry.ratio[key][peer] = median(ratios);
     }
   }
@@ -438,7 +567,7 @@ function printTable(results) {
     '* headline: CPU time per operation measured by the process under test itself (the server; the client in `client`), or memory per connection. ↓ lower is better, ↑ higher is better',
   );
   console.log(
-    `medians of ${results.repeat} repetition(s); ratio = median of per-repetition subject/peer ratios (subject: the first column of each table)`,
+    `medians of ${results.repeat} repetition(s) (of their windows where alternating); ratio = median of the paired subject/peer ratios (subject: the first column of each table)`,
   );
   for (const target of targets(results)) {
     console.log(`target: ${target.text}${results.smoke ? ' (smoke mode: not a measurement)' : ''}`);

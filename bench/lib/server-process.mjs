@@ -9,6 +9,7 @@
  * and returns process.memoryUsage(); other requests go to the scenario's server side (e.g.
  * start broadcasting).
  */
+import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { loadScenario } from '../scenarios/index.mjs';
@@ -43,6 +44,23 @@ function gcFunction() {
   return vm.runInNewContext('gc');
 }
 
+/**
+ * Resident memory split (Linux, /proc/self/status): anonymous pages (heap, stacks, malloc:
+ * what connections allocate) and file-backed pages (the node binary and libraries, shared by
+ * every process that maps them). Elsewhere only the total is known.
+ */
+function residentSplit() {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const kib = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
+    const rssAnon = kib('RssAnon') * 1024;
+    const rssFile = kib('RssFile') * 1024;
+    return Number.isFinite(rssAnon) && Number.isFinite(rssFile) ? { rssAnon, rssFile } : {};
+  } catch {
+    return {};
+  }
+}
+
 let mark = null;
 
 serveRequests({
@@ -70,7 +88,7 @@ serveRequests({
       gc();
       await new Promise((resolve) => setImmediate(resolve));
     }
-    return { ...process.memoryUsage(), open: counters.open };
+    return { ...process.memoryUsage(), ...residentSplit(), open: counters.open };
   },
   exit() {
     exitSoon(0);

@@ -1,4 +1,5 @@
-import { echoClient, echoDrive, echoServer } from './echo-common.mjs';
+import { echoClient, echoPhases, echoServer } from './echo-common.mjs';
+import { windowTiming } from './windows.mjs';
 
 /**
  * The peers are clients here: weft's and ws's (with and without bufferutil) load the same ws
@@ -16,12 +17,11 @@ export default {
   params: ({ smoke }) => ({
     connections: smoke ? 10 : 50,
     size: 32,
-    warmupMs: smoke ? 100 : 700,
-    measureMs: smoke ? 200 : 2000,
+    ...windowTiming({ smoke, warmupMs: 700 }),
   }),
   server: echoServer,
   client: echoClient,
-  drive: echoDrive,
+  phases: echoPhases,
   metrics: ({ server, client }) => [
     {
       key: 'cpu',

@@ -1,4 +1,5 @@
-import { echoClient, echoDrive, echoServer, echoServerMetrics } from './echo-common.mjs';
+import { echoClient, echoPhases, echoServer, echoServerMetrics } from './echo-common.mjs';
+import { windowTiming } from './windows.mjs';
 
 /**
  * The same options on both sides. Context takeover is on (the default of both ws and weft),
@@ -24,11 +25,10 @@ export default {
     json: true,
     documents: smoke ? 4 : 32,
     perMessageDeflate: DEFLATE_OPTIONS,
-    warmupMs: smoke ? 100 : 700,
-    measureMs: smoke ? 200 : 2000,
+    ...windowTiming({ smoke, warmupMs: 700 }),
   }),
   server: echoServer,
   client: echoClient,
-  drive: echoDrive,
+  phases: echoPhases,
   metrics: echoServerMetrics,
 };

@@ -74,15 +74,15 @@ export function echoClient({ params, counters, latency, connect }) {
   };
 }
 
-/** Orchestrator side: connect, load, warm up, one measured window. */
-export async function echoDrive(ctx) {
-  const setup = await ctx.client('setup');
-  await ctx.client('start');
-  await ctx.sleep(ctx.params.warmupMs);
-  const window = await ctx.window(ctx.params.measureMs);
-  await ctx.client('stop');
-  return { ...window, setup };
-}
+/** Orchestrator side: connect once, then run the loop for each window (see run.mjs). */
+export const echoPhases = {
+  prepare: (ctx) => ctx.client('setup'),
+  start: (ctx) => ctx.client('start'),
+  async stop(ctx) {
+    await ctx.client('stop');
+    return {};
+  },
+};
 
 const perSecond = (count, ms) => count / (ms / 1000);
 

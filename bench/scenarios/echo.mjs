@@ -1,4 +1,5 @@
-import { echoClient, echoDrive, echoServer, echoServerMetrics } from './echo-common.mjs';
+import { echoClient, echoPhases, echoServer, echoServerMetrics } from './echo-common.mjs';
+import { windowTiming } from './windows.mjs';
 
 export default {
   name: 'echo',
@@ -12,11 +13,10 @@ export default {
   params: ({ smoke }) => ({
     connections: smoke ? 10 : 50,
     size: 32,
-    warmupMs: smoke ? 100 : 700,
-    measureMs: smoke ? 200 : 2000,
+    ...windowTiming({ smoke, warmupMs: 700 }),
   }),
   server: echoServer,
   client: echoClient,
-  drive: echoDrive,
+  phases: echoPhases,
   metrics: echoServerMetrics,
 };

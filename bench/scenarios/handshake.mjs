@@ -8,6 +8,7 @@
  * depend on reusing ephemeral ports still in TIME_WAIT.
  */
 import { closeAndWait, until } from '../lib/util.mjs';
+import { windowTiming } from './windows.mjs';
 
 const SOURCES = 4;
 
@@ -17,16 +18,12 @@ export default {
   kinds: ['websocket', 'raw'],
   // Issue 8's targets, as ratios weft/peer.
   targets: [{ key: 'cpu', peer: 'ws', max: 0.75 }],
-  // One repetition is 2 s of connect + close cycles: on a shared machine single repetitions of
-  // one peer scatter by a third, so the median needs more of them.
-  repeatScale: 2,
   params: ({ smoke }) => ({
     concurrency: smoke ? 4 : 16,
     // Long enough for the optimising compiler to reach the handshake path: measured after
     // 0.5 s, the first seconds still ran 1.3 to 2.4 times slower than steady state, most of
     // all through the frameworks, whose routing has more code to warm up.
-    warmupMs: smoke ? 100 : 2500,
-    measureMs: smoke ? 200 : 2000,
+    ...windowTiming({ smoke, warmupMs: 2500 }),
   }),
 
   server: () => ({ onConnection() {}, commands: {} }),
@@ -35,6 +32,7 @@ export default {
     let running = false;
     let active = 0;
     let errors = 0;
+    let succeeded = 0;
     let cycle = 0;
     async function worker() {
       active++;
@@ -45,6 +43,7 @@ export default {
           const socket = await connect({ localAddress });
           await closeAndWait(socket);
           counters.ops++;
+          succeeded++;
           latency.record(performance.now() - started);
         } catch {
           errors++;
@@ -54,7 +53,6 @@ export default {
     }
     return {
       commands: {
-        setup() {},
         start() {
           running = true;
           for (let i = 0; i < params.concurrency; i++) worker();
@@ -62,21 +60,22 @@ export default {
         async stop() {
           running = false;
           await until(() => active === 0, 5000);
-          return { errors };
+          const outcome = { errors, ops: succeeded };
+          errors = 0;
+          succeeded = 0;
+          return outcome;
         },
       },
     };
   },
 
-  async drive(ctx) {
-    await ctx.client('start');
-    await ctx.sleep(ctx.params.warmupMs);
-    const window = await ctx.window(ctx.params.measureMs);
-    const { errors } = await ctx.client('stop');
-    if (errors > window.client.counts.ops / 100) {
-      throw new Error(`${errors} failed connections (${window.client.counts.ops} succeeded)`);
-    }
-    return { ...window, errors };
+  phases: {
+    start: (ctx) => ctx.client('start'),
+    async stop(ctx) {
+      const { errors, ops } = await ctx.client('stop');
+      if (errors > ops / 100) throw new Error(`${errors} failed connections (${ops} succeeded)`);
+      return { errors };
+    },
   },
 
   metrics({ server, client }) {

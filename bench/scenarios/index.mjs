@@ -13,13 +13,17 @@
  *   params({ smoke, fdLimit, portRange })   the sizes and durations (smoke: tiny)
  *   server({ params, counters, handle })    in the server process: { onConnection, commands }
  *   client({ params, counters, latency, connect })   in the load generator: { commands }
- *   drive(ctx)     in run.mjs: runs the phases through ctx.server(type), ctx.client(type),
- *                  ctx.sleep(ms), ctx.window(ms) and returns what metrics() needs
+ *   phases         { prepare?(ctx), start(ctx), stop(ctx) }: a steady load that can be started
+ *                  and stopped, measured in alternating windows (run.mjs runInterleaved): every
+ *                  peer's processes stay up, prepare runs once (its result is `setup`), then each
+ *                  window is start, re-warm, ctx.window, stop; stop returns fields for metrics()
+ *                  and may throw. params must include windowTiming()'s (windows.mjs).
+ *   drive(ctx)     otherwise: in run.mjs, runs the phases of one case through ctx.server(type),
+ *                  ctx.client(type), ctx.sleep(ms), ctx.window(ms) and returns what metrics()
+ *                  needs
  *   metrics(raw, params)   [{ key, label, value, better: 'lower'|'higher', headline }]
  *   notes(params)  optional lines printed under the table
  *   maxRepeat      optional cap on the repetitions of this scenario
- *   repeatScale    optional: this many times --repeat (not in smoke mode), for a short
- *                  scenario whose repetitions scatter more than the others'
  *
  * To add a scenario: write the module and list it here.
  */
