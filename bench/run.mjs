@@ -325,8 +325,9 @@ async function runCase({ scenario, peer, params, rep, options, pins }) {
 /**
  * One repetition of a scenario with `phases`, measured in alternating windows: every peer's
  * server and load generator are up at once (the servers all on the server CPU, idle but for
- * the one under load), each peer is warmed up once, then `params.rounds` rounds load one peer
- * at a time for a short re-warm and a window of `params.windowMs`, the order reversed every
+ * the one under load), each peer is warmed up once (phases.warm), then in each of
+ * `params.rounds` rounds one peer at a time is measured (phases.measure: a short re-warm under
+ * load and a window of `params.windowMs`, or one per direction), the order reversed every
  * round. On a shared machine whose speed drifts by a factor of two over seconds, windows of
  * different peers a second apart see the same machine, where whole cases run one after the
  * other did not. `onWindow(peer, round, result)` gets every window's `{ raw, info }`, or
@@ -348,9 +349,9 @@ async function runInterleaved({ scenario, peers, params, rep, options, pins, onW
       onWindow(peer, null, { error });
     }
   };
+  // A measure may hold more than one window (bulk: upload and download).
   const perPeerMs =
-    params.warmupMs +
-    params.rounds * (params.rewarmMs + params.windowMs) +
+    2 * (params.warmupMs + params.rounds * (params.rewarmMs + params.windowMs)) +
     (options.smoke ? 10_000 : 30_000);
   try {
     await withinTime(
@@ -365,22 +366,14 @@ async function runInterleaved({ scenario, peers, params, rep, options, pins, onW
           });
         }
         for (const peer of order) {
-          await step(peer, async () => {
-            const { ctx } = cases.get(peer);
-            await phases.start(ctx);
-            await sleep(params.warmupMs);
-            await phases.stop(ctx);
-          });
+          await step(peer, () => phases.warm(cases.get(peer).ctx, params.warmupMs));
         }
         for (let round = 0; round < params.rounds; round++) {
           for (const peer of round % 2 === 0 ? order : [...order].reverse()) {
             await step(peer, async () => {
               const { ctx, setup, info } = cases.get(peer);
-              await phases.start(ctx);
-              await sleep(params.rewarmMs);
-              const window = await ctx.window(params.windowMs);
-              const extra = await phases.stop(ctx);
-              onWindow(peer, round, { raw: { ...window, ...extra, setup }, info });
+              const raw = await phases.measure(ctx, params);
+              onWindow(peer, round, { raw: { ...raw, setup }, info });
             });
           }
         }

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { openMany, until } from '../lib/util.mjs';
+import { windowTiming } from './windows.mjs';
 
 /** Keeps `window` sends in flight on `socket` while `isRunning()`; returns the in-flight count. */
 function pump(socket, payload, window, isRunning, counters) {
@@ -30,6 +31,23 @@ function pump(socket, payload, window, isRunning, counters) {
 
 const MB = 1e6;
 
+/** Runs `during` while the clients send; the pipe drains before it returns. */
+async function upload(ctx, during) {
+  await ctx.client('upload-start');
+  const result = await during();
+  await ctx.client('upload-stop');
+  await ctx.sleep(100);
+  return result;
+}
+
+/** Runs `during` while the server sends. */
+async function download(ctx, during) {
+  await ctx.server('download-start');
+  const result = await during();
+  await ctx.server('download-stop');
+  return result;
+}
+
 export function bulkScenario(name, size, label, targets) {
   return {
     name,
@@ -41,8 +59,8 @@ export function bulkScenario(name, size, label, targets) {
       size,
       // About 1 MiB in flight per connection, at least 2 messages.
       window: Math.max(2, Math.round((1024 * 1024) / size)),
-      warmupMs: smoke ? 80 : 500,
-      measureMs: smoke ? 150 : 1500,
+      // A window per direction; 4 rounds, so that a repetition of 4 peers stays near 30 s.
+      ...windowTiming({ smoke, warmupMs: 500, rewarmMs: 200, windowMs: 500, rounds: 4 }),
     }),
 
     server({ params, counters, handle }) {
@@ -99,19 +117,19 @@ export function bulkScenario(name, size, label, targets) {
       };
     },
 
-    async drive(ctx) {
-      const { params } = ctx;
-      await ctx.client('setup');
-      await ctx.client('upload-start');
-      await ctx.sleep(params.warmupMs);
-      const up = await ctx.window(params.measureMs);
-      await ctx.client('upload-stop');
-      await ctx.sleep(100);
-      await ctx.server('download-start');
-      await ctx.sleep(params.warmupMs);
-      const down = await ctx.window(params.measureMs);
-      await ctx.server('download-stop');
-      return { up, down };
+    phases: {
+      prepare: (ctx) => ctx.client('setup'),
+      async warm(ctx, ms) {
+        await upload(ctx, () => ctx.sleep(ms));
+        await download(ctx, () => ctx.sleep(ms));
+      },
+      async measure(ctx, { rewarmMs, windowMs }) {
+        const measured = async () => {
+          await ctx.sleep(rewarmMs);
+          return ctx.window(windowMs);
+        };
+        return { up: await upload(ctx, measured), down: await download(ctx, measured) };
+      },
     },
 
     metrics({ up, down }) {

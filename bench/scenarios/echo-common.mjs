@@ -4,6 +4,7 @@
  * The server echoes each message back as it came (text stays text).
  */
 import { jsonDocuments, openMany, until } from '../lib/util.mjs';
+import { steadyPhases } from './windows.mjs';
 
 /** Server side: echo every message and count it. */
 export function echoServer({ counters }) {
@@ -75,14 +76,14 @@ export function echoClient({ params, counters, latency, connect }) {
 }
 
 /** Orchestrator side: connect once, then run the loop for each window (see run.mjs). */
-export const echoPhases = {
+export const echoPhases = steadyPhases({
   prepare: (ctx) => ctx.client('setup'),
   start: (ctx) => ctx.client('start'),
   async stop(ctx) {
     await ctx.client('stop');
     return {};
   },
-};
+});
 
 const perSecond = (count, ms) => count / (ms / 1000);
 

@@ -8,7 +8,7 @@
  * depend on reusing ephemeral ports still in TIME_WAIT.
  */
 import { closeAndWait, until } from '../lib/util.mjs';
-import { windowTiming } from './windows.mjs';
+import { steadyPhases, windowTiming } from './windows.mjs';
 
 const SOURCES = 4;
 
@@ -69,14 +69,14 @@ export default {
     };
   },
 
-  phases: {
+  phases: steadyPhases({
     start: (ctx) => ctx.client('start'),
     async stop(ctx) {
       const { errors, ops } = await ctx.client('stop');
       if (errors > ops / 100) throw new Error(`${errors} failed connections (${ops} succeeded)`);
       return { errors };
     },
-  },
+  }),
 
   metrics({ server, client }) {
     return [

@@ -13,11 +13,12 @@
  *   params({ smoke, fdLimit, portRange })   the sizes and durations (smoke: tiny)
  *   server({ params, counters, handle })    in the server process: { onConnection, commands }
  *   client({ params, counters, latency, connect })   in the load generator: { commands }
- *   phases         { prepare?(ctx), start(ctx), stop(ctx) }: a steady load that can be started
- *                  and stopped, measured in alternating windows (run.mjs runInterleaved): every
- *                  peer's processes stay up, prepare runs once (its result is `setup`), then each
- *                  window is start, re-warm, ctx.window, stop; stop returns fields for metrics()
- *                  and may throw. params must include windowTiming()'s (windows.mjs).
+ *   phases         { prepare?(ctx), warm(ctx, ms), measure(ctx, timing) }: a load measured
+ *                  in alternating windows (run.mjs runInterleaved): every peer's processes stay
+ *                  up, prepare runs once (its result is `setup`), warm once, then measure once a
+ *                  round: a re-warm and ctx.window(s), returning what metrics() needs (it may
+ *                  throw). params must include windowTiming()'s; steadyPhases() makes the
+ *                  phases of a load that is simply on or off (windows.mjs).
  *   drive(ctx)     otherwise: in run.mjs, runs the phases of one case through ctx.server(type),
  *                  ctx.client(type), ctx.sleep(ms), ctx.window(ms) and returns what metrics()
  *                  needs
