@@ -348,7 +348,7 @@ function markdown(svgPath, outPath) {
     '  within one run) are what to compare between runs.',
     '',
     'Reproduce: `npm run bench` (builds, then runs `node bench/run.mjs`), or',
-    `\`node bench/run.mjs --json bench/results/latest.json && node bench/report.mjs bench/results/latest.json\`.`,
+    `\`node bench/run.mjs --control --json bench/results/latest.json && node bench/report.mjs bench/results/latest.json\`.`,
     'See [bench/README.md](README.md).',
     '',
   );

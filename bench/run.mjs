@@ -5,7 +5,7 @@
  * ws-based counterparts (@fastify/websocket, express-ws).
  *
  *   node bench/run.mjs [--scenario NAME[,NAME]]... [--peer NAME[,NAME]]... [--smoke]
- *                      [--repeat N] [--json FILE] [--profile PEER] [--no-pin]
+ *                      [--repeat N] [--json FILE] [--profile PEER] [--no-pin] [--control]
  *
  * Build first (npm run build). For every scenario, repetition and peer, a server process and
  * a load generator process are forked (pinned to two different CPUs with taskset when
@@ -54,7 +54,9 @@ const USAGE = `usage: node bench/run.mjs [options]
   --json FILE       write every measurement, the medians and the ratios to FILE
   --profile PEER    run PEER's server (its client in the client scenario) with --cpu-prof,
                     profiles in bench/results/profiles/ (summarise with bench/profile-summary.mjs)
-  --no-pin          do not pin the processes to CPUs`;
+  --no-pin          do not pin the processes to CPUs
+  --control         add ws-again, ws once more, where ws runs: weft/ws beside weft/ws-again
+                    shows how far the same measurement moves in this run`;
 
 function parseOptions() {
   const { values } = parseArgs({
@@ -66,6 +68,7 @@ function parseOptions() {
       json: { type: 'string' },
       profile: { type: 'string' },
       'no-pin': { type: 'boolean', default: false },
+      control: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -92,6 +95,7 @@ function parseOptions() {
     json: values.json,
     profile: values.profile,
     noPin: values['no-pin'],
+    control: values.control,
   };
 }
 
@@ -173,7 +177,11 @@ function peersOf(scenario, options, notes) {
     scenario.role === 'client'
       ? scenario.clients
       : (scenario.peers ??
-        Object.keys(SERVER_PEERS).filter((id) => scenario.kinds.includes(SERVER_PEERS[id].kind)));
+        Object.keys(SERVER_PEERS).filter(
+          (id) =>
+            scenario.kinds.includes(SERVER_PEERS[id].kind) &&
+            (!SERVER_PEERS[id].control || options.control || options.peers?.includes(id)),
+        ));
   const selected = all.filter((id) => !options.peers || options.peers.includes(id));
   // With --peer, a plugin scenario runs only for a plugin peer: bare weft alone would repeat
   // the scenario it is made from.

@@ -165,6 +165,16 @@ export const SERVER_PEERS = {
     env: {},
     listen: listenWs,
   },
+  // The same ws server in processes of its own: run with --control, weft/ws beside
+  // weft/ws-again shows how far one measurement moves between two peers that are the same.
+  'ws-again': {
+    label: 'ws with bufferutil once more, as a control (--control)',
+    kind: 'websocket',
+    client: 'ws',
+    env: {},
+    control: true,
+    listen: listenWs,
+  },
   'ws-nobu': {
     label: 'ws with WS_NO_BUFFER_UTIL=1',
     kind: 'websocket',
