@@ -38,6 +38,7 @@ import {
   compressMessage,
   encodeFrame,
   isWireCloseCode,
+  MALFORMED_UTF8,
   referenceDecode,
   validUpgradeRequest,
 } from './reference.mjs';
@@ -190,20 +191,6 @@ function messageSize(rng) {
   ])();
 }
 
-const BAD_UTF8 = [
-  [0xc0, 0x80],
-  [0xc1, 0xbf],
-  [0xe0, 0x80, 0x80],
-  [0xed, 0xa0, 0x80],
-  [0xf0, 0x80, 0x80, 0x80],
-  [0xf4, 0x90, 0x80, 0x80],
-  [0xf5],
-  [0xff],
-  [0x80],
-  [0xbf, 0xbf],
-  [0xe2, 0x82],
-  [0xf0, 0x9f, 0x98],
-];
 const VALID_CLOSE_CODES = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014];
 const ODD_CLOSE_CODES = [0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535];
 
@@ -354,7 +341,7 @@ function junkFrame(rng, config) {
   let payload;
   if (opcode === 8 && rng.chance(0.8)) {
     const reason = rng.chance(0.3)
-      ? Buffer.from(rng.pick(BAD_UTF8))
+      ? Buffer.from(rng.pick(MALFORMED_UTF8))
       : Buffer.from(randomText(rng, rng.int(10)));
     payload = Buffer.alloc(2 + reason.length);
     payload.writeUInt16BE(
@@ -369,7 +356,7 @@ function junkFrame(rng, config) {
       [config.deflate === null ? 0 : 3, 'compressed'],
       [7, 'bytes'],
     ]);
-    if (kind === 'bad') payload = Buffer.from(rng.pick(BAD_UTF8));
+    if (kind === 'bad') payload = Buffer.from(rng.pick(MALFORMED_UTF8));
     else if (kind === 'compressed')
       payload = compressMessage(Buffer.from(randomText(rng, rng.int(20))));
     else payload = rng.bytes(rng.chance(0.05) ? rng.range(126, 200) : rng.int(30));
@@ -499,7 +486,7 @@ function mutateStream(rng, generated, count) {
             b[at] ^= 1 << rng.int(8);
             break;
           }
-          const bad = rng.pick(BAD_UTF8);
+          const bad = rng.pick(MALFORMED_UTF8);
           for (let i = 0; i < bad.length && at + i < b.length; i++) {
             const phase = at + i - headerLength;
             b[at + i] = masked ? bad[i] ^ b[keyStart + (phase & 3)] : bad[i];

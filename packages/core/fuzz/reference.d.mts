@@ -1,6 +1,7 @@
 /** Types of reference.mjs, the independent model weft is tested against. */
 
 export declare const TRAILER: Buffer;
+export declare const MALFORMED_UTF8: readonly (readonly number[])[];
 
 export declare class Utf8Prefix {
   write(bytes: Uint8Array): boolean;

@@ -710,15 +710,20 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     this.#closeTimer = null;
   }
 
-  /** Both close frames are out (or the connection failed): close the TCP side (§7.1.1). */
+  /**
+   * Both close frames are exchanged (or the connection failed): close the TCP side (§7.1.1)
+   * once our close frame, and whatever was sent before it, has been written.
+   */
   #endSocketIfClosed(): void {
     const socket = this.#socket;
     if (socket === null || socket.writableEnded) return;
     if (
       this.#flag(Flag.CloseFrameSent) &&
       (this.#flag(Flag.CloseFrameReceived) || this.#flag(Flag.Failed))
-    )
-      socket.end();
+    ) {
+      if (this.#sender !== null) this.#sender.endAfterQueued();
+      else socket.end();
+    }
   }
 
   /** Destroys the connection at once, without a closing handshake. */
@@ -1165,8 +1170,10 @@ export class WebSocket extends EventEmitter<WebSocketEventMap> {
     if (this.#readyState === ReadyState.OPEN) this.#readyState = ReadyState.CLOSING;
     const socket = this.#socket;
     if (socket === null) return;
-    // Ending twice builds (and drops) an error object: most connections ended already.
-    if (!socket.writableEnded) socket.end();
+    // Ending twice builds (and drops) an error object: most connections ended already. One
+    // whose closing handshake is done may still be writing its close frame behind a
+    // compression: its end follows that frame.
+    if (!socket.writableEnded && this.#sender?.ending !== true) socket.end();
     // Our end() waits for unsent data; a peer that stopped reading would keep it forever.
     if (!socket.writableFinished) this.#startCloseTimer();
   }

@@ -63,8 +63,9 @@ export class RawClient {
   #waiters: Array<() => void> = [];
   readonly closed: Promise<void>;
 
-  constructor(port: number) {
-    this.socket = net.connect(port, '127.0.0.1');
+  /** `allowHalfOpen`: the client's side stays open after the server's FIN, until we end it. */
+  constructor(port: number, { allowHalfOpen = false } = {}) {
+    this.socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen });
     this.socket.on('data', (chunk) => {
       this.#received.push(chunk);
       for (const waiter of this.#waiters.splice(0)) waiter();

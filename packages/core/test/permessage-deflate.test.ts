@@ -153,12 +153,15 @@ describe('permessage-deflate negotiation (RFC 7692 §5, §7)', () => {
 });
 
 /** A raw client that negotiated permessage-deflate with a weft server. */
-async function rawDeflateClient(serverOptions: Parameters<typeof startServer>[0] = {}) {
+async function rawDeflateClient(
+  serverOptions: Parameters<typeof startServer>[0] = {},
+  client: { allowHalfOpen?: boolean } = {},
+) {
   const { wss, port } = await startServer({
     perMessageDeflate: { threshold: 0 },
     ...serverOptions,
   });
-  const raw = new RawClient(port);
+  const raw = new RawClient(port, client);
   const [[ws], head] = await Promise.all([
     waitFor<[WebSocket]>(wss, 'connection'),
     raw.upgrade('/', 'Sec-WebSocket-Extensions: permessage-deflate\r\n'),
@@ -421,6 +424,58 @@ describe('permessage-deflate on the wire', () => {
     raw.socket.resume();
     await closed;
     expect(reported).toEqual([]);
+  });
+
+  it('answers a close that comes while a message compresses after that message, then ends TCP', async () => {
+    const { wss, url } = await startServer({ perMessageDeflate: { threshold: 0 } });
+    // Over the inline limit: compressed on the thread pool, which takes a while for 4 MiB.
+    const big = randomBytes(4 * 1024 * 1024);
+    const sent: Array<Error | null | undefined> = [];
+    wss.on('connection', (ws) => ws.on('message', () => ws.send(big, (error) => sent.push(error))));
+    const client = track(new WebSocket(url, { perMessageDeflate: { threshold: 0 } }));
+    await waitFor(client, 'open');
+    const got: Buffer[] = [];
+    client.on('message', (data) => got.push(data as Buffer));
+    const closed = waitFor<[number, Buffer]>(client, 'close', 10_000);
+    // The close frame follows the message at once: the server reads it while its answer to
+    // the message is still compressing, and its own close frame has to wait behind it.
+    client.send('go');
+    client.close(1000, 'bye');
+    const [code, reason] = await closed;
+    expect(got).toHaveLength(1);
+    expect(got[0]!.equals(big)).toBe(true);
+    expect([code, String(reason)]).toEqual([1000, 'bye']);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toBeFalsy();
+  });
+
+  it('answers a close frame that comes with FIN while a message compresses, after that message', async () => {
+    const { raw, ws } = await rawDeflateClient({}, { allowHalfOpen: true });
+    const big = randomBytes(4 * 1024 * 1024);
+    ws.on('message', () => ws.send(big));
+    const closed = waitFor<[number]>(ws, 'close', 10_000);
+    // A message, the close frame and FIN at once: the answer to the message is compressing
+    // on the thread pool when the close frame and the end of TCP are read.
+    raw.socket.end(
+      Buffer.concat([
+        rawFrame({ opcode: Opcode.Text, rsv: 4, payload: compressed('go'), mask: true }),
+        rawFrame({ opcode: Opcode.Close, payload: Buffer.from([0x03, 0xe8]), mask: true }),
+      ]),
+    );
+    await raw.closed;
+    const bytes = raw.received;
+    // First the compressed binary message (FIN, RSV1, opcode 2, 64-bit length) ...
+    expect(bytes[0]).toBe(0xc2);
+    expect(bytes[1]).toBe(127);
+    const length = Number(bytes.readBigUInt64BE(2));
+    const message = zlib.inflateRawSync(
+      Buffer.concat([bytes.subarray(10, 10 + length), Buffer.from([0, 0, 0xff, 0xff])]),
+      { finishFlush: zlib.constants.Z_SYNC_FLUSH },
+    );
+    expect(message.equals(big)).toBe(true);
+    // ... then the answer to the close frame, and nothing after it.
+    expect(bytes.subarray(10 + length)).toEqual(Buffer.from([0x88, 0x02, 0x03, 0xe8]));
+    expect((await closed)[0]).toBe(1000);
   });
 
   describe('inline and thread-pool zlib work (payloads up to 32 KiB run inline)', () => {

@@ -113,6 +113,8 @@ export class Sender {
   #broken: Error | null = null;
   /** Whether `#corkForTick` holds this socket's writes until the tick ends. */
   #corkedForTick = false;
+  /** Set by `endAfterQueued` while sends wait: the socket ends when the last has gone out. */
+  #endWhenIdle = false;
 
   constructor(socket: Duplex, compressor: MessageCompressor | undefined, owner: SenderOwner) {
     this.#socket = socket;
@@ -366,6 +368,26 @@ export class Sender {
     return options.compress && compressor !== undefined && length >= compressor.threshold;
   }
 
+  /** Whether `endAfterQueued` is waiting for the queue: the socket will end by itself. */
+  get ending(): boolean {
+    return this.#endWhenIdle;
+  }
+
+  /**
+   * Ends the socket once every send accepted so far has been written: the last step of the
+   * closing handshake (RFC 6455 §7.1.1), whose close frame may be waiting behind a message
+   * still being compressed or a Blob still being read. Frames held for an open fragmented
+   * message that never ends are not waited for.
+   */
+  endAfterQueued(): void {
+    if (this.#busy || this.#queue !== null) {
+      this.#endWhenIdle = true;
+      return;
+    }
+    const socket = this.#socket;
+    if (!socket.writableEnded && !socket.destroyed) socket.end();
+  }
+
   #drain(): void {
     while (!this.#busy && this.#queue !== null) {
       const next = this.#queue.shift()!;
@@ -373,7 +395,15 @@ export class Sender {
       this.#queuedBytes -= sizeOf(next);
       this.#process(next);
     }
-    if (!this.#busy && this.#queue === null) this.#owner.onSenderIdle();
+    if (!this.#busy && this.#queue === null) this.#becameIdle();
+  }
+
+  #becameIdle(): void {
+    if (this.#endWhenIdle) {
+      this.#endWhenIdle = false;
+      this.endAfterQueued();
+    }
+    this.#owner.onSenderIdle();
   }
 
   /**
@@ -394,6 +424,7 @@ export class Sender {
       else this.#process(later);
     }
     this.#owner.onPayloadError(error);
+    if (!this.#busy && this.#queue === null && this.#endWhenIdle) this.#becameIdle();
   }
 
   #write(
