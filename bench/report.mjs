@@ -239,10 +239,12 @@ function repeatExceptions(results) {
 
 /** Which scenarios were measured in alternating windows, and how many per repetition. */
 function windowsLine(results) {
-  const interleaved = results.scenarios.filter((scenario) => scenario.windows);
-  if (interleaved.length === 0) return '';
-  const { windows, params } = interleaved[0];
-  return `; ${interleaved.map((scenario) => scenario.name).join(', ')}: ${windows} alternating windows of ${params.windowMs} ms per peer and repetition`;
+  const groups = new Map();
+  for (const scenario of results.scenarios.filter((s) => s.windows)) {
+    const key = `${scenario.windows} alternating windows of ${scenario.params.windowMs} ms`;
+    groups.set(key, [...(groups.get(key) ?? []), scenario.name]);
+  }
+  return [...groups].map(([how, names]) => `; ${names.join(', ')}: ${how}`).join('');
 }
 
 /** Which measured packages had uncommitted source changes (older runs only knew about core). */
@@ -264,7 +266,7 @@ function markdown(svgPath, outPath) {
     ...(results.git ? [`- **Commit:** ${results.git.commit}${uncommitted(results.git)}`] : []),
     `- **Machine:** ${machineLine(results).replace(/^machine: /, '')}`,
     `- **Load average** (1 min) at start and end of the run: ${results.loadavg?.start ?? '?'} / ${results.loadavg?.end ?? '?'}`,
-    `- **Repetitions:** ${results.repeat} per case${repeatExceptions(results)}${windowsLine(results)}; run time ${results.durationS} s`,
+    `- **Repetitions:** ${results.repeat} per case${repeatExceptions(results)}${windowsLine(results)}; per peer and repetition; run time ${results.durationS} s`,
     '',
     `![subject/peer ratios of the headline metrics](${svgLink})`,
     '',
