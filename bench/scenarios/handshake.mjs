@@ -32,7 +32,7 @@ export default {
     let running = false;
     let active = 0;
     let errors = 0;
-    let succeeded = 0;
+    let opsAtStart = 0;
     let cycle = 0;
     async function worker() {
       active++;
@@ -43,7 +43,6 @@ export default {
           const socket = await connect({ localAddress });
           await closeAndWait(socket);
           counters.ops++;
-          succeeded++;
           latency.record(performance.now() - started);
         } catch {
           errors++;
@@ -55,14 +54,14 @@ export default {
       commands: {
         start() {
           running = true;
+          opsAtStart = counters.ops;
           for (let i = 0; i < params.concurrency; i++) worker();
         },
         async stop() {
           running = false;
           await until(() => active === 0, 5000);
-          const outcome = { errors, ops: succeeded };
+          const outcome = { errors, ops: counters.ops - opsAtStart };
           errors = 0;
-          succeeded = 0;
           return outcome;
         },
       },

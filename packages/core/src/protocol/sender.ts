@@ -395,15 +395,17 @@ export class Sender {
       this.#queuedBytes -= sizeOf(next);
       this.#process(next);
     }
-    if (!this.#busy && this.#queue === null) this.#becameIdle();
+    if (!this.#busy && this.#queue === null) {
+      this.#endIfAsked();
+      this.#owner.onSenderIdle();
+    }
   }
 
-  #becameIdle(): void {
-    if (this.#endWhenIdle) {
-      this.#endWhenIdle = false;
-      this.endAfterQueued();
-    }
-    this.#owner.onSenderIdle();
+  /** The queue has gone out: the end `endAfterQueued` put off is due. */
+  #endIfAsked(): void {
+    if (!this.#endWhenIdle) return;
+    this.#endWhenIdle = false;
+    this.endAfterQueued();
   }
 
   /**
@@ -424,7 +426,7 @@ export class Sender {
       else this.#process(later);
     }
     this.#owner.onPayloadError(error);
-    if (!this.#busy && this.#queue === null && this.#endWhenIdle) this.#becameIdle();
+    if (!this.#busy && this.#queue === null) this.#endIfAsked();
   }
 
   #write(
